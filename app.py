@@ -1,0 +1,63 @@
+"""The application factory: wiring only."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import psycopg
+from flask import Flask
+
+import migrations
+from blueprints import health
+from commands import db_cli
+from config import load_settings
+from db import Database, connect_once
+from embedded_pg import embedded_database_url
+from errors import register_error_handlers
+from logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: settings from the environment, then `test_config` on top; database, errors, blueprints."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_settings(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    configure_logging(app)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = embedded_database_url(app.config["EMBEDDED_PG_DIR"])
+        app.config["DATABASE_EMBEDDED"] = True
+
+    register_error_handlers(app)
+    Database(app)
+    if app.config["AUTO_MIGRATE"]:
+        _migrate_at_startup(app)
+
+    app.register_blueprint(health.bp)
+    app.cli.add_command(db_cli)
+    return app
+
+
+def _migrate_at_startup(app: Flask) -> None:
+    """Apply pending migrations, waiting up to DB_STARTUP_TIMEOUT seconds for the database to answer.
+
+    Raises psycopg.OperationalError when it never does: a worker that cannot reach its database should not boot.
+    """
+    deadline = time.monotonic() + app.config["DB_STARTUP_TIMEOUT"]
+    while True:
+        try:
+            with connect_once(app.config) as conn:
+                applied = migrations.upgrade(conn)
+            break
+        except psycopg.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                log.error("database unreachable at start-up; giving up")
+                raise
+            log.warning("database unreachable at start-up, retrying: %s", type(exc).__name__)
+            time.sleep(1)
+    if applied:
+        log.info("migrations applied", extra={"versions": applied})

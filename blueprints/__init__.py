@@ -1,0 +1,1 @@
+"""HTTP areas, one blueprint each."""
