@@ -9,7 +9,8 @@ import psycopg
 from flask import Flask
 
 import migrations
-from blueprints import health
+from auth import init_auth
+from blueprints import health, orgs
 from commands import db_cli
 from config import load_settings
 from db import Database, connect_once
@@ -34,10 +35,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_error_handlers(app)
     Database(app)
+    init_auth(app)
     if app.config["AUTO_MIGRATE"]:
         _migrate_at_startup(app)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(orgs.bp)
     app.cli.add_command(db_cli)
     return app
 

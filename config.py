@@ -59,9 +59,22 @@ def load_settings(instance_path: str, env: dict | None = None) -> dict:
         "DB_STATEMENT_TIMEOUT_MS": _int(env, "DB_STATEMENT_TIMEOUT_MS", 15000),
         "DB_TRANSACTION_POOLER": uses_transaction_pooler(database_url, env.get("DB_TRANSACTION_POOLER")),
         "AUTO_MIGRATE": _flag(env.get("AUTO_MIGRATE"), default=True),
+        "CLERK_JWT_KEY": env.get("CLERK_JWT_KEY") or None,
+        "CLERK_ISSUER": (env.get("CLERK_ISSUER") or "").rstrip("/") or None,
+        "CLERK_JWKS_URL": env.get("CLERK_JWKS_URL") or _jwks_url(env.get("CLERK_ISSUER")),
+        "CLERK_AUTHORIZED_PARTIES": tuple(
+            p.strip().rstrip("/") for p in (env.get("CLERK_AUTHORIZED_PARTIES") or "").split(",") if p.strip()),
+        "CLERK_CLOCK_SKEW_SECONDS": float(env.get("CLERK_CLOCK_SKEW_SECONDS") or 5),
+        "CLERK_JWKS_REFRESH_COOLDOWN": float(env.get("CLERK_JWKS_REFRESH_COOLDOWN") or 30),
+        "AUTH_DEV_HEADERS": _flag(env.get("AUTH_DEV_HEADERS")),
         "LOG_FORMAT": env.get("LOG_FORMAT") or "json",
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
     }
+
+
+def _jwks_url(issuer: str | None) -> str | None:
+    """Clerk publishes its signing keys under the instance's Frontend API, which is the tokens' issuer."""
+    return f"{issuer.rstrip('/')}/.well-known/jwks.json" if issuer else None
 
 
 def _instance_secret(instance_path: str) -> str:

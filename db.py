@@ -91,10 +91,22 @@ class Database:
 
     @contextmanager
     def transaction(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
-        """One transaction on the request's connection (or `conn`): commit on normal exit, roll back on error."""
+        """One transaction as the connecting (owner) role, on the request's connection or `conn`: commit on
+        normal exit, roll back on error. For work that spans organizations: webhooks, sign-in, maintenance."""
         conn = conn if conn is not None else self.request_connection()
         with conn.transaction():
             conn.execute(q.db.begin_transaction, {"statement_timeout": f"{self.statement_timeout_ms}ms"})
+            yield conn
+
+    @contextmanager
+    def tenant_transaction(self, organization_id, conn: psycopg.Connection | None = None
+                           ) -> Iterator[psycopg.Connection]:
+        """One transaction confined to `organization_id`: it runs as the tenant role, so row-level security hides
+        every other organization's rows even from a query that forgets its filter."""
+        conn = conn if conn is not None else self.request_connection()
+        with conn.transaction():
+            conn.execute(q.db.begin_tenant_transaction, {
+                "statement_timeout": f"{self.statement_timeout_ms}ms", "organization_id": str(organization_id)})
             yield conn
 
 
