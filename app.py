@@ -17,6 +17,7 @@ from db import Database, connect_once
 from embedded_pg import embedded_database_url
 from errors import register_error_handlers
 from logs import configure_logging
+from maintenance import maintenance_cli
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(orgs.bp)
     app.cli.add_command(db_cli)
+    app.cli.add_command(maintenance_cli)
     return app
 
 
