@@ -7,10 +7,11 @@ import time
 
 import psycopg
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import migrations
 from auth import init_auth
-from blueprints import health, orgs
+from blueprints import billing, health, orgs
 from commands import db_cli
 from config import load_settings
 from db import Database, connect_once
@@ -18,6 +19,7 @@ from embedded_pg import embedded_database_url
 from errors import register_error_handlers
 from logs import configure_logging
 from maintenance import maintenance_cli
+from rate_limits import init_rate_limits
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     Database(app)
     init_auth(app)
+    init_rate_limits(app)
+    if app.config["PROXY_FIX_X_FOR"]:
+        # Behind a load balancer the client address is in X-Forwarded-For; trust only as many hops as we have.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"], x_proto=1)
     if app.config["AUTO_MIGRATE"]:
         _migrate_at_startup(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(orgs.bp)
+    app.register_blueprint(billing.bp)
     app.cli.add_command(db_cli)
     app.cli.add_command(maintenance_cli)
     return app

@@ -31,6 +31,7 @@ class Caller:
     organization_id: UUID
     role: str
     via: str  # "token" or "dev-headers"
+    requests_per_minute: int  # the organization's plan rate, for the rate limiter
 
     @property
     def is_admin(self) -> bool:
@@ -125,4 +126,5 @@ def _resolve(clerk_user_id, email, clerk_org_id, org_slug, org_role, via) -> Cal
         raise Forbidden("This organization no longer exists.", code="organization_deleted")
     if row["membership_ended"]:
         raise Forbidden("You are not a member of this organization.", code="not_a_member")
-    return Caller(row["user_id"], clerk_user_id, row["organization_id"], row["role"], via)
+    return Caller(row["user_id"], clerk_user_id, row["organization_id"], row["role"], via,
+                  row["requests_per_minute"])

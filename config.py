@@ -67,6 +67,9 @@ def load_settings(instance_path: str, env: dict | None = None) -> dict:
         "CLERK_CLOCK_SKEW_SECONDS": float(env.get("CLERK_CLOCK_SKEW_SECONDS") or 5),
         "CLERK_JWKS_REFRESH_COOLDOWN": float(env.get("CLERK_JWKS_REFRESH_COOLDOWN") or 30),
         "AUTH_DEV_HEADERS": _flag(env.get("AUTH_DEV_HEADERS")),
+        "RATE_LIMIT_ENABLED": _flag(env.get("RATE_LIMIT_ENABLED"), default=True),
+        "RATE_LIMIT_ANONYMOUS": env.get("RATE_LIMIT_ANONYMOUS") or "300/minute",
+        "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "LOG_FORMAT": env.get("LOG_FORMAT") or "json",
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
     }

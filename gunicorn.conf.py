@@ -20,7 +20,8 @@ keepalive = 5
 # Recycle workers now and then so a slow leak in any library cannot grow without bound.
 max_requests = 5000
 max_requests_jitter = 500
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# An empty GUNICORN_ACCESS_LOG turns the access log off (benchmarks, tests).
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 # The request id rather than the full query string, which could carry a signed URL's token.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"

@@ -72,12 +72,15 @@ BEGIN
 END
 $$;
 
+-- Its result columns have changed before; CREATE OR REPLACE cannot change them, so the old one goes first.
+DROP FUNCTION IF EXISTS resolve_session(text, text, text, text, text);
+
 -- Everything a request needs to know about its caller, in one round trip: the user (created from the session token
 -- if Clerk's webhook has not arrived yet), the active organization (the token's, else the user's personal one) and
 -- the caller's membership of it. An organization or membership named by a valid token but not yet synced is
 -- created from the token, so a fresh sign-in works before the webhooks land; the webhooks then fill in the rest.
 -- A membership that exists but has ended is reported as ended, never revived: that is how a removed member holding
--- a still-valid token is refused.
+-- a still-valid token is refused. The organization's request rate comes along for the rate limiter.
 CREATE OR REPLACE FUNCTION resolve_session(
     p_clerk_user_id text,
     p_email text DEFAULT NULL,
@@ -85,7 +88,7 @@ CREATE OR REPLACE FUNCTION resolve_session(
     p_org_slug text DEFAULT NULL,
     p_org_role text DEFAULT NULL)
 RETURNS TABLE (user_id uuid, user_deleted boolean, organization_id uuid, organization_deleted boolean,
-               role text, membership_ended boolean)
+               role text, membership_ended boolean, requests_per_minute integer)
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
@@ -117,6 +120,7 @@ BEGIN
       FROM organization_memberships m
      WHERE m.organization_id = resolve_session.organization_id AND m.user_id = resolve_session.user_id;
     membership_ended := coalesce(membership_ended, true);
+    requests_per_minute := (organization_plan(organization_id)).requests_per_minute;
     RETURN NEXT;
 END
 $$;
