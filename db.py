@@ -10,8 +10,8 @@ Every transaction starts with one preamble statement that sets its local setting
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import psycopg
 from flask import Flask, current_app, g

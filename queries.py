@@ -28,7 +28,7 @@ class Query(str):
     name: str
     doc: str
 
-    def __new__(cls, text: str, name: str, doc: str) -> "Query":
+    def __new__(cls, text: str, name: str, doc: str) -> Query:
         query = super().__new__(cls, text)
         query.name = name
         query.doc = doc

@@ -31,7 +31,7 @@ def readyz():
             current = migrations.is_current(conn)
     except (PoolTimeout, psycopg.Error):
         raise ServiceUnavailable("The database is not reachable.", code="not_ready",
-                                 details={"database": "unreachable"}, headers={"Retry-After": "5"})
+                                 details={"database": "unreachable"}, headers={"Retry-After": "5"}) from None
     if not current:
         raise ServiceUnavailable("Migrations are pending.", code="not_ready",
                                  details={"database": "ok", "migrations": "pending"})

@@ -36,7 +36,7 @@ def gunicorn_servers(count: int, env: dict, *, workers: int = 1, threads: int = 
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                 cwd=ROOT, env=process_env, stdout=subprocess.DEVNULL, stderr=logs[-1]))
             urls.append(f"http://127.0.0.1:{port}")
-        for url, process, log in zip(urls, processes, logs):
+        for url, process, log in zip(urls, processes, logs, strict=True):
             _wait_until_up(url, process, log)
         yield urls
     finally:

@@ -98,9 +98,12 @@ def test_get_org_stats_describes_one_organization(db_conn):
     acme, globex = _org(db_conn, "Acme"), _org(db_conn, "Globex")
     user = db_conn.execute("INSERT INTO users (clerk_id, email) VALUES ('user_1', 'a@example.com') RETURNING id").fetchone()["id"]
     gone = db_conn.execute("INSERT INTO users (clerk_id) VALUES ('user_2') RETURNING id").fetchone()["id"]
-    db_conn.execute("INSERT INTO organization_memberships (organization_id, user_id, role) VALUES (%s, %s, 'admin')", (acme, user))
-    db_conn.execute("INSERT INTO organization_memberships (organization_id, user_id, role, ended_at) VALUES (%s, %s, 'member', now())", (acme, gone))
-    db_conn.execute("INSERT INTO policies (organization_id, title, content) VALUES (%s, 'P1', 'x'), (%s, 'P2', 'y')", (acme, acme))
+    db_conn.execute("INSERT INTO organization_memberships (organization_id, user_id, role)"
+                    " VALUES (%s, %s, 'admin')", (acme, user))
+    db_conn.execute("INSERT INTO organization_memberships (organization_id, user_id, role, ended_at)"
+                    " VALUES (%s, %s, 'member', now())", (acme, gone))
+    db_conn.execute("INSERT INTO policies (organization_id, title, content)"
+                    " VALUES (%s, 'P1', 'x'), (%s, 'P2', 'y')", (acme, acme))
     db_conn.execute("UPDATE policies SET is_active = false WHERE title = 'P2'")
     db_conn.execute("INSERT INTO policies (organization_id, title, content) VALUES (%s, 'Other', 'z')", (globex,))
     db_conn.execute("SELECT * FROM increment_audit_usage(%s, 2)", (acme,))
