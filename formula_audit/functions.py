@@ -76,7 +76,7 @@ ALL_FUNCTIONS: frozenset[str] = EXCEL_FUNCTIONS | SHEETS_ONLY_FUNCTIONS
 
 # Recalculated on every change anywhere in the workbook, whatever their inputs.
 VOLATILE_FUNCTIONS: frozenset[str] = frozenset(
-    "NOW TODAY RAND RANDBETWEEN RANDARRAY OFFSET INDIRECT INFO CELL".split()
+    ["NOW", "TODAY", "RAND", "RANDBETWEEN", "RANDARRAY", "OFFSET", "INDIRECT", "INFO", "CELL"]
 )
 
 # Functions whose purpose is to catch errors and substitute something else.
@@ -84,27 +84,35 @@ ERROR_MASKING_FUNCTIONS: frozenset[str] = frozenset({"IFERROR", "IFNA", "ISERROR
 
 # Functions that pull data from outside the workbook.
 EXTERNAL_DATA_FUNCTIONS: frozenset[str] = frozenset(
-    "IMPORTRANGE IMPORTDATA IMPORTHTML IMPORTXML IMPORTFEED WEBSERVICE RTD".split()
+    ["IMPORTRANGE", "IMPORTDATA", "IMPORTHTML", "IMPORTXML", "IMPORTFEED", "WEBSERVICE", "RTD"]
 )
 
 LOOKUP_FUNCTIONS: frozenset[str] = frozenset({"VLOOKUP", "HLOOKUP", "MATCH", "LOOKUP", "XLOOKUP", "XMATCH"})
 
 # Functions that read a reference's position or shape, not its value: a cell naming itself in them is no cycle.
 REFERENCE_ONLY_FUNCTIONS: frozenset[str] = frozenset(
-    "ROW ROWS COLUMN COLUMNS AREAS ISREF SHEET SHEETS FORMULATEXT ISFORMULA CELL".split()
+    {
+        "ROW", "ROWS", "COLUMN", "COLUMNS", "AREAS", "ISREF", "SHEET", "SHEETS", "FORMULATEXT", "ISFORMULA",
+        "CELL"
+    }
 )
 
 # Aggregates over ranges, for which a range stopping one cell short of the data is a likely mistake.
 RANGE_AGGREGATE_FUNCTIONS: frozenset[str] = frozenset(
-    """SUM AVERAGE AVERAGEA COUNT COUNTA MIN MINA MAX MAXA PRODUCT MEDIAN SUMPRODUCT SUMSQ STDEV STDEV.S STDEV.P
-    STDEVA STDEVP VAR VAR.S VAR.P""".split()
+    {
+        "SUM", "AVERAGE", "AVERAGEA", "COUNT", "COUNTA", "MIN", "MINA", "MAX", "MAXA", "PRODUCT", "MEDIAN",
+        "SUMPRODUCT", "SUMSQ", "STDEV", "STDEV.S", "STDEV.P", "STDEVA", "STDEVP", "VAR", "VAR.S", "VAR.P"
+    }
 )
 
 # Functions that can return zero from non-zero-looking inputs, so dividing by them needs a guard.
 ZERO_CAPABLE_FUNCTIONS: frozenset[str] = frozenset(
-    """SUM SUMIF SUMIFS SUMPRODUCT SUMSQ COUNT COUNTA COUNTBLANK COUNTIF COUNTIFS PRODUCT DAYS DAYS360 NETWORKDAYS
-    NETWORKDAYS.INTL DATEDIF YEARFRAC VLOOKUP HLOOKUP XLOOKUP INDEX LOOKUP MIN MAX MINIFS MAXIFS SUBTOTAL
-    AGGREGATE N VALUE ROUND ROUNDDOWN ROUNDUP INT TRUNC MOD ABS""".split()
+    {
+        "SUM", "SUMIF", "SUMIFS", "SUMPRODUCT", "SUMSQ", "COUNT", "COUNTA", "COUNTBLANK", "COUNTIF", "COUNTIFS",
+        "PRODUCT", "DAYS", "DAYS360", "NETWORKDAYS", "NETWORKDAYS.INTL", "DATEDIF", "YEARFRAC", "VLOOKUP",
+        "HLOOKUP", "XLOOKUP", "INDEX", "LOOKUP", "MIN", "MAX", "MINIFS", "MAXIFS", "SUBTOTAL", "AGGREGATE", "N",
+        "VALUE", "ROUND", "ROUNDDOWN", "ROUNDUP", "INT", "TRUNC", "MOD", "ABS"
+    }
 )
 
 # Arguments (0-based positions) that select, count or format rather than carry a business value: a literal number
