@@ -11,12 +11,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import migrations
 from auth import init_auth
-from blueprints import billing, health, orgs
+from blueprints import audits, billing, health, orgs, policies
 from commands import db_cli
 from config import load_settings
 from db import Database, connect_once
 from embedded_pg import embedded_database_url
 from errors import register_error_handlers
+from formula_audit.cli import audit as audit_cli
+from json_provider import IsoJsonProvider
 from logs import configure_logging
 from maintenance import maintenance_cli
 from rate_limits import init_rate_limits
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: settings from the environment, then `test_config` on top; database, errors, blueprints."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = IsoJsonProvider(app)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(load_settings(app.instance_path))
     if test_config:
@@ -49,8 +52,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(orgs.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(policies.bp)
+    app.register_blueprint(audits.bp)
     app.cli.add_command(db_cli)
     app.cli.add_command(maintenance_cli)
+    app.cli.add_command(audit_cli)
     return app
 
 

@@ -1,6 +1,9 @@
 """`flask db ...`: schema migrations from the command line."""
 from __future__ import annotations
 
+import os
+import shutil
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -32,3 +35,14 @@ def db_status() -> None:
         click.echo(f"{row.state:<9} {row.file.version}")
     pending = sum(row.state in ("pending", "outdated") for row in rows)
     click.echo(f"{len(rows) - pending} current, {pending} pending")
+
+
+@db_cli.command("shell")
+def db_shell() -> None:
+    """Open psql on the configured database (the embedded server's own psql when none is installed)."""
+    psql = shutil.which("psql")
+    if psql is None:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        psql = str(POSTGRES_BIN_PATH / "psql")
+    os.execv(psql, [psql, current_app.config["DATABASE_URL"]])

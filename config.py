@@ -70,6 +70,7 @@ def load_settings(instance_path: str, env: dict | None = None) -> dict:
         "RATE_LIMIT_ENABLED": _flag(env.get("RATE_LIMIT_ENABLED"), default=True),
         "RATE_LIMIT_ANONYMOUS": env.get("RATE_LIMIT_ANONYMOUS") or "300/minute",
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
+        "AUDIT_LOG_RETENTION": env.get("AUDIT_LOG_RETENTION") or "90 days",
         "LOG_FORMAT": env.get("LOG_FORMAT") or "json",
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
     }

@@ -18,8 +18,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
 graceful_timeout = 20
 keepalive = 5
 # Recycle workers now and then so a slow leak in any library cannot grow without bound.
-max_requests = 5000
-max_requests_jitter = 500
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))  # 0 turns recycling off
+max_requests_jitter = max_requests // 10
 # An empty GUNICORN_ACCESS_LOG turns the access log off (benchmarks, tests).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 # The request id rather than the full query string, which could carry a signed URL's token.

@@ -6,8 +6,8 @@ twice. A job that fails is reported and the others still run.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import click
 import psycopg
@@ -29,8 +29,26 @@ def _cleanup_rate_limits(conn: psycopg.Connection) -> str:
     return f"deleted {deleted} expired rate-limit buckets"
 
 
+def _audit_log_partitions(conn: psycopg.Connection) -> str:
+    created = conn.execute(q.maintenance.ensure_audit_log_partitions).fetchone()["created"]
+    return f"created {created} audit log partitions"
+
+
+def archive_audit_logs(conn: psycopg.Connection, older_than: str) -> list[dict]:
+    """Move whole months of audit logs older than `older_than` (a PostgreSQL interval) to audit_logs_archive."""
+    return conn.execute(q.maintenance.archive_audit_logs, {"older_than": older_than}).fetchall()
+
+
+def _archive_audit_logs(conn: psycopg.Connection) -> str:
+    moved = archive_audit_logs(conn, current_app.config["AUDIT_LOG_RETENTION"])
+    rows = sum(m["rows_moved"] for m in moved)
+    return f"archived {len(moved)} months ({rows} audits) older than {current_app.config['AUDIT_LOG_RETENTION']}"
+
+
 JOBS: list[Job] = [
     Job("rate-limit-buckets", _cleanup_rate_limits),
+    Job("audit-log-partitions", _audit_log_partitions),
+    Job("audit-log-archive", _archive_audit_logs),
 ]
 
 
@@ -62,3 +80,27 @@ def run_command() -> None:
         click.echo(f"{name:<24} {outcome:<8} {summary}")
     if any(outcome == "failed" for _, outcome, _ in results):
         raise SystemExit(1)
+
+
+def _interval(text: str) -> str:
+    """'90d', '12w', '6m' or a PostgreSQL interval ('90 days') → a PostgreSQL interval. Raises click.BadParameter."""
+    units = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:] in units:
+        return f"{int(text[:-1])} {units[text[-1]]}"
+    if text.split(" ", 1)[0].isdigit():
+        return text
+    raise click.BadParameter("use a number of days, weeks, months or years: 90d, 12w, 6m, 1y")
+
+
+@maintenance_cli.command("archive-audit-logs")
+@click.option("--older-than", "older_than", default="90d", show_default=True,
+              help="Archive whole months older than this (90d, 12w, 6m, 1y).")
+def archive_command(older_than: str) -> None:
+    """Move old months of audit logs into audit_logs_archive (whole partitions: no long DELETE)."""
+    interval = _interval(older_than)
+    with connect_once(current_app.config) as conn, conn.transaction():
+        moved = archive_audit_logs(conn, interval)
+    for month in moved:
+        click.echo(f"archived {month['partition_name']}: {month['rows_moved']} audits")
+    click.echo(f"{len(moved)} months archived")

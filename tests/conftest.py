@@ -98,3 +98,29 @@ def runner(app):
 def _quiet_pool_logs():
     # psycopg_pool logs every failed reconnect at WARNING; outage tests cause them on purpose.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+# Session tokens for API tests, signed with the tests' own key as Clerk would sign them (see tests/clerk_keys.py).
+from tests.clerk_keys import ISSUER, SigningKey  # noqa: E402
+
+CLERK_KEY = SigningKey("kid-tests")
+
+
+def signed_in(user: str = "user_admin", org: str | None = "org_acme", role: str = "org:admin") -> dict:
+    """Request headers of `user` signed in with `org` active (None: their personal organization)."""
+    claims = {"org_id": org, "org_role": role} if org else {}
+    return {"Authorization": f"Bearer {CLERK_KEY.token(user, **claims)}"}
+
+
+@pytest.fixture
+def api_app(database_url):
+    """The app verifying session tokens signed by CLERK_KEY."""
+    app = make_app(database_url, CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER)
+    yield app
+    app.extensions["db"].close()
+    _truncate_all(database_url)
+
+
+@pytest.fixture
+def api(api_app):
+    return api_app.test_client()

@@ -5,3 +5,11 @@ SELECT pg_try_advisory_xact_lock(hashtext('sheetbrain:maintenance'), hashtext(%(
 -- name: cleanup_expired_rate_limits
 -- Deletes rate-limit buckets whose window has ended.
 SELECT cleanup_expired_rate_limits() AS deleted;
+
+-- name: ensure_audit_log_partitions
+-- Creates the audit log partitions of this month and the next two, and of any month waiting in the default one.
+SELECT ensure_audit_log_partitions(2) AS created;
+
+-- name: archive_audit_logs
+-- Moves whole months older than the interval from audit_logs to audit_logs_archive; one row per month moved.
+SELECT partition_name, rows_moved FROM archive_audit_logs(%(older_than)s::interval);
