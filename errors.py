@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from uuid import UUID
 
 import psycopg
 from flask import Flask, Request, g, jsonify
@@ -57,6 +58,15 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status, code, message = 404, "not_found", "The resource does not exist."
+
+
+def uuid_or_404(raw: str, noun: str) -> UUID:
+    """The UUID in a URL. Raises NotFound for anything else: to the client, a malformed id is just a `noun` that
+    does not exist."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise NotFound(f"The {noun} does not exist.") from None
 
 
 class Conflict(ApiError):

@@ -8,7 +8,6 @@ formulas are analysed.
 from __future__ import annotations
 
 import time
-from uuid import UUID
 
 from flask import Blueprint, g, request
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -17,7 +16,7 @@ from psycopg.types.json import Jsonb
 import formula_audit
 from auth import current_caller
 from db import get_db
-from errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, uuid_or_404
 from pagination import PageSchema, page, page_params
 from queries import q
 from quotas import charge_audits
@@ -185,10 +184,7 @@ def list_audits():
 def get_audit(audit_id: str):
     """One audit with its full results. Raises NotFound (404), also for another organization's audit."""
     caller = current_caller()
-    try:
-        key = UUID(audit_id)
-    except ValueError:
-        raise NotFound("The audit does not exist.") from None
+    key = uuid_or_404(audit_id, "audit")
     with get_db().tenant_transaction(caller.organization_id) as conn:
         row = conn.execute(q.audits.get_audit, {"organization_id": caller.organization_id, "id": key}).fetchone()
     if row is None:

@@ -7,7 +7,6 @@ read from the text.
 from __future__ import annotations
 
 import time
-from uuid import UUID
 
 from flask import Blueprint, g, request
 from marshmallow import Schema, ValidationError, fields, validate
@@ -16,7 +15,7 @@ from psycopg.types.json import Jsonb
 import formula_audit
 from auth import current_caller, require_role
 from db import get_db
-from errors import NotFound, PayloadTooLarge
+from errors import NotFound, PayloadTooLarge, uuid_or_404
 from pagination import PageSchema, page, page_params
 from queries import q
 
@@ -81,14 +80,6 @@ def _policy_json(row: dict, extracted: list[dict] | None = None) -> dict:
     return {**row, "rules_from_content": extracted}
 
 
-def _policy_id(raw: str) -> UUID:
-    """Raises NotFound for an id that is not even a UUID: to the client it is just a policy that does not exist."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound("The policy does not exist.") from None
-
-
 @bp.post("/ingest")
 @require_role("admin")
 def ingest():
@@ -128,7 +119,7 @@ def get_policy(policy_id: str):
     caller = current_caller()
     with get_db().tenant_transaction(caller.organization_id) as conn:
         row = conn.execute(q.policies.get_policy, {"organization_id": caller.organization_id,
-                                                   "id": _policy_id(policy_id)}).fetchone()
+                                                   "id": uuid_or_404(policy_id, "policy")}).fetchone()
     if row is None:
         raise NotFound("The policy does not exist.")
     return _policy_json(row)
@@ -142,7 +133,7 @@ def update_policy(policy_id: str):
     caller = current_caller()
     changes = _load(PolicyPatchSchema())
     with get_db().tenant_transaction(caller.organization_id) as conn:
-        key = {"organization_id": caller.organization_id, "id": _policy_id(policy_id)}
+        key = {"organization_id": caller.organization_id, "id": uuid_or_404(policy_id, "policy")}
         current = conn.execute(q.policies.get_policy_for_update, key).fetchone()
         if current is None:
             raise NotFound("The policy does not exist.")
@@ -162,7 +153,7 @@ def delete_policy(policy_id: str):
     caller = current_caller()
     with get_db().tenant_transaction(caller.organization_id) as conn:
         deleted = conn.execute(q.policies.delete_policy, {"organization_id": caller.organization_id,
-                                                          "id": _policy_id(policy_id)}).rowcount
+                                                          "id": uuid_or_404(policy_id, "policy")}).rowcount
     if not deleted:
         raise NotFound("The policy does not exist.")
     return "", 204

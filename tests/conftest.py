@@ -6,6 +6,7 @@ the plan catalogue is truncated, so tests start from the same state and may comm
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -76,12 +77,21 @@ def make_app(database_url: str, **overrides):
     return create_app(config)
 
 
+@contextmanager
+def running_app(database_url: str, **overrides):
+    """An app on the session database; afterwards its pool is closed and every table emptied."""
+    app = make_app(database_url, **overrides)
+    try:
+        yield app
+    finally:
+        app.extensions["db"].close()
+        _truncate_all(database_url)
+
+
 @pytest.fixture
 def app(database_url: str):
-    app = make_app(database_url)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+    with running_app(database_url) as app:
+        yield app
 
 
 @pytest.fixture
@@ -115,10 +125,8 @@ def signed_in(user: str = "user_admin", org: str | None = "org_acme", role: str 
 @pytest.fixture
 def api_app(database_url):
     """The app verifying session tokens signed by CLERK_KEY."""
-    app = make_app(database_url, CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+    with running_app(database_url, CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER) as app:
+        yield app
 
 
 @pytest.fixture

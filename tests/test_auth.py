@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from tests.clerk_keys import AUTHORIZED_PARTY, ISSUER, JwksServer, SigningKey
-from tests.conftest import make_app
+from tests.conftest import make_app, running_app
 
 KEY = SigningKey("kid-1")
 OTHER_KEY = SigningKey("kid-other")
@@ -17,12 +17,9 @@ OTHER_KEY = SigningKey("kid-other")
 
 @pytest.fixture
 def app(database_url):
-    app = make_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER,
-                   CLERK_AUTHORIZED_PARTIES=(AUTHORIZED_PARTY,))
-    yield app
-    app.extensions["db"].close()
-    from tests.conftest import _truncate_all
-    _truncate_all(database_url)
+    with running_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER,
+                     CLERK_AUTHORIZED_PARTIES=(AUTHORIZED_PARTY,)) as app:
+        yield app
 
 
 def bearer(token: str) -> dict:

@@ -3,26 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.clerk_keys import ISSUER, SigningKey
-from tests.conftest import _truncate_all, make_app
-
-KEY = SigningKey("kid-billing")
+from tests.conftest import signed_in
 
 
-@pytest.fixture
-def app(database_url):
-    app = make_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+def auth(user="user_admin", role="org:admin") -> dict:
+    return signed_in(user, "org_billing", role)
 
 
-def auth(user="user_admin", role="org:admin", org="org_billing") -> dict:
-    return {"Authorization": f"Bearer {KEY.token(user, org_id=org, org_role=role)}"}
-
-
-def test_a_new_organization_is_on_the_free_plan(client):
-    body = client.get("/api/billing", headers=auth()).json
+def test_a_new_organization_is_on_the_free_plan(api):
+    body = api.get("/api/billing", headers=auth()).json
     assert (body["plan"], body["status"]) == ("free", "active")
     assert body["limits"] == {"audits_per_month": 100, "requests_per_minute": 60,
                               "storage_bytes": 1073741824, "seats": 3}
@@ -30,35 +19,35 @@ def test_a_new_organization_is_on_the_free_plan(client):
     assert body["current_period"]["start"] < body["current_period"]["end"]
 
 
-def test_the_seeds_example_body_works_verbatim_and_plans_change(client, db_conn):
-    assert client.post("/api/billing", json={"plan": "free"}, headers=auth()).status_code == 200
-    upgraded = client.post("/api/billing", json={"plan": "pro"}, headers=auth())
+def test_the_seeds_example_body_works_verbatim_and_plans_change(api, db_conn):
+    assert api.post("/api/billing", json={"plan": "free"}, headers=auth()).status_code == 200
+    upgraded = api.post("/api/billing", json={"plan": "pro"}, headers=auth())
     assert upgraded.status_code == 200
     assert (upgraded.json["plan"], upgraded.json["limits"]["audits_per_month"]) == ("pro", 5000)
-    assert client.get("/api/billing", headers=auth()).json["plan"] == "pro"
+    assert api.get("/api/billing", headers=auth()).json["plan"] == "pro"
     rows = db_conn.execute("SELECT plan_id, status FROM subscriptions s JOIN organizations o"
                            " ON o.id = s.organization_id WHERE o.clerk_id = 'org_billing'").fetchall()
     assert rows == [{"plan_id": "pro", "status": "active"}]
 
 
-def test_the_plan_rate_reaches_the_rate_limiter(client):
-    assert client.get("/api/billing", headers=auth()).headers["X-RateLimit-Limit"] == "60"
-    client.post("/api/billing", json={"plan": "enterprise"}, headers=auth())
-    assert client.get("/api/billing", headers=auth()).headers["X-RateLimit-Limit"] == "3000"
+def test_the_plan_rate_reaches_the_rate_limiter(api):
+    assert api.get("/api/billing", headers=auth()).headers["X-RateLimit-Limit"] == "60"
+    api.post("/api/billing", json={"plan": "enterprise"}, headers=auth())
+    assert api.get("/api/billing", headers=auth()).headers["X-RateLimit-Limit"] == "3000"
 
 
 @pytest.mark.parametrize("body, field", [
     ({"plan": "platinum"}, "plan"), ({}, "plan"), ({"plan": 3}, "plan"), ({"plan": "pro", "seats": 9}, "seats")])
-def test_bad_plan_requests_are_422_and_change_nothing(client, body, field):
-    client.get("/api/billing", headers=auth())
-    response = client.post("/api/billing", json=body, headers=auth())
+def test_bad_plan_requests_are_422_and_change_nothing(api, body, field):
+    api.get("/api/billing", headers=auth())
+    response = api.post("/api/billing", json=body, headers=auth())
     assert response.status_code == 422
     assert field in response.json["error"]["details"]
-    assert client.get("/api/billing", headers=auth()).json["plan"] == "free"
+    assert api.get("/api/billing", headers=auth()).json["plan"] == "free"
 
 
-def test_members_cannot_change_the_plan(client):
-    client.get("/api/billing", headers=auth())
-    response = client.post("/api/billing", json={"plan": "pro"}, headers=auth("user_member", "org:member"))
+def test_members_cannot_change_the_plan(api):
+    api.get("/api/billing", headers=auth())
+    response = api.post("/api/billing", json={"plan": "pro"}, headers=auth("user_member", "org:member"))
     assert response.status_code == 403
-    assert client.get("/api/billing", headers=auth()).json["plan"] == "free"
+    assert api.get("/api/billing", headers=auth()).json["plan"] == "free"

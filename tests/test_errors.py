@@ -7,7 +7,7 @@ import pytest
 from flask import Blueprint, request
 from marshmallow import Schema, fields, validate
 
-from tests.conftest import make_app
+from tests.conftest import running_app
 
 
 class _EchoSchema(Schema):
@@ -18,7 +18,11 @@ class _EchoSchema(Schema):
 @pytest.fixture
 def app(database_url):
     """The real app plus two routes that exist only to drive the error paths."""
-    app = make_app(database_url)
+    with running_app(database_url) as app:
+        yield _with_probe_routes(app)
+
+
+def _with_probe_routes(app):
     probe = Blueprint("probe", __name__)
 
     @probe.post("/probe/echo")
@@ -30,8 +34,7 @@ def app(database_url):
         raise RuntimeError("SELECT secret FROM vault WHERE password = 'hunter2'")
 
     app.register_blueprint(probe)
-    yield app
-    app.extensions["db"].close()
+    return app
 
 
 def _assert_error_shape(response, status: int, code: str) -> dict:

@@ -12,12 +12,9 @@ from psycopg.conninfo import make_conninfo
 
 import rate_limits
 from tests import pg
-from tests.clerk_keys import ISSUER, SigningKey
-from tests.conftest import _truncate_all, make_app
+from tests.conftest import CLERK_KEY, ISSUER, _truncate_all, make_app, signed_in
 from tests.servers import gunicorn_servers
 from tests.tcp_proxy import CuttableProxy
-
-KEY = SigningKey("kid-rate")
 
 
 @pytest.fixture
@@ -30,16 +27,8 @@ def tiny_plan(db_conn):
     db_conn.execute("DELETE FROM plans WHERE id = 'tiny'")
 
 
-@pytest.fixture
-def app(database_url):
-    app = make_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
-
-
 def auth(org: str, user: str = "user_rl") -> dict:
-    return {"Authorization": f"Bearer {KEY.token(user, org_id=org, org_role='org:admin')}"}
+    return signed_in(user, org)
 
 
 def _put_on_plan(db_conn, clerk_org: str, plan: str) -> None:
@@ -47,35 +36,35 @@ def _put_on_plan(db_conn, clerk_org: str, plan: str) -> None:
                     " (SELECT id FROM organizations WHERE clerk_id = %s)", (plan, clerk_org))
 
 
-def test_responses_carry_the_standard_headers(client):
-    first = client.get("/api/me", headers=auth("org_h"))
-    second = client.get("/api/me", headers=auth("org_h"))
+def test_responses_carry_the_standard_headers(api):
+    first = api.get("/api/me", headers=auth("org_h"))
+    second = api.get("/api/me", headers=auth("org_h"))
     assert first.headers["X-RateLimit-Limit"] == "60"
     assert int(first.headers["X-RateLimit-Remaining"]) == 59
     assert int(second.headers["X-RateLimit-Remaining"]) == 58
     assert int(second.headers["X-RateLimit-Reset"]) >= int(first.headers["X-RateLimit-Reset"]) - 1
 
 
-def test_health_checks_are_not_rate_limited(client):
-    assert "X-RateLimit-Limit" not in client.get("/healthz").headers
+def test_health_checks_are_not_rate_limited(api):
+    assert "X-RateLimit-Limit" not in api.get("/healthz").headers
 
 
 def test_past_the_limit_the_api_answers_429_with_retry_after_and_other_organizations_are_unaffected(
-        client, db_conn, tiny_plan):
-    client.get("/api/me", headers=auth("org_busy"))  # signs in, counted under the free plan's limit
+        api, db_conn, tiny_plan):
+    api.get("/api/me", headers=auth("org_busy"))  # signs in, counted under the free plan's limit
     _put_on_plan(db_conn, "org_busy", tiny_plan)
-    statuses = [client.get("/api/me", headers=auth("org_busy")).status_code for _ in range(25)]
+    statuses = [api.get("/api/me", headers=auth("org_busy")).status_code for _ in range(25)]
     assert statuses == [200] * 20 + [429] * 5
-    limited = client.get("/api/me", headers=auth("org_busy"))
+    limited = api.get("/api/me", headers=auth("org_busy"))
     assert limited.status_code == 429
     assert limited.json["error"]["code"] == "rate_limited"
     assert "20 per 1 minute" in limited.json["error"]["message"]
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     assert limited.headers["X-RateLimit-Remaining"] == "0"
-    assert client.get("/api/me", headers=auth("org_calm", "user_other")).status_code == 200
+    assert api.get("/api/me", headers=auth("org_calm", "user_other")).status_code == 200
 
 
-def test_rate_limiting_costs_at_most_one_round_trip(client, monkeypatch):
+def test_rate_limiting_costs_at_most_one_round_trip(api, monkeypatch):
     executed = []
     real_conn = rate_limits.PostgresStorage._conn
 
@@ -89,7 +78,7 @@ def test_rate_limiting_costs_at_most_one_round_trip(client, monkeypatch):
 
     monkeypatch.setattr(rate_limits.PostgresStorage, "_conn", lambda self: CountingConnection(real_conn(self)))
     for expected in (1, 2, 3):
-        response = client.get("/api/me", headers=auth("org_trips"))
+        response = api.get("/api/me", headers=auth("org_trips"))
         assert response.headers["X-RateLimit-Remaining"]
         assert len(executed) == expected, executed
 
@@ -97,7 +86,7 @@ def test_rate_limiting_costs_at_most_one_round_trip(client, monkeypatch):
 def test_a_database_outage_is_503_not_500(database_url):
     proxy = CuttableProxy(pg.tcp_address(database_url))
     app = make_app(make_conninfo(database_url, host="127.0.0.1", port=str(proxy.port)),
-                   CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER, DB_POOL_TIMEOUT=1)
+                   CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER, DB_POOL_TIMEOUT=1)
     try:
         client = app.test_client()
         assert client.get("/api/me", headers=auth("org_down")).status_code == 200
@@ -113,7 +102,7 @@ def test_a_database_outage_is_503_not_500(database_url):
 
 @pytest.mark.slow
 def test_64_concurrent_clients_on_two_servers_never_exceed_the_limit(database_url, db_conn, tiny_plan):
-    env = {"DATABASE_URL": database_url, "CLERK_JWT_KEY": KEY.public_pem, "CLERK_ISSUER": ISSUER}
+    env = {"DATABASE_URL": database_url, "CLERK_JWT_KEY": CLERK_KEY.public_pem, "CLERK_ISSUER": ISSUER}
     headers = auth("org_shared_limit")
     with gunicorn_servers(2, env, workers=2, threads=8) as urls:
         _get(urls[0] + "/api/me", headers)  # signs in: creates the organization

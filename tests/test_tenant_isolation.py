@@ -9,7 +9,7 @@ from flask import Blueprint
 from auth import current_caller
 from db import get_db
 from tests.clerk_keys import ISSUER, SigningKey
-from tests.conftest import _truncate_all, make_app
+from tests.conftest import running_app
 
 KEY = SigningKey("kid-rls")
 
@@ -17,7 +17,11 @@ KEY = SigningKey("kid-rls")
 @pytest.fixture
 def app(database_url):
     """The real app plus probe routes that run deliberately unfiltered SQL through the request's connection."""
-    app = make_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER)
+    with running_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=ISSUER) as app:
+        yield _with_probe_routes(app)
+
+
+def _with_probe_routes(app):
     probe = Blueprint("probe", __name__, url_prefix="/api/probe")
 
     @probe.get("/unfiltered")
@@ -46,9 +50,7 @@ def app(database_url):
         return {"written": True}
 
     app.register_blueprint(probe)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+    return app
 
 
 def _sign_in(client, user: str, org: str) -> dict:
