@@ -73,9 +73,11 @@ class AuditListSchema(PageSchema):
     until = fields.AwareDateTime(load_default=None, default_timezone=None)
 
 
-def _applicable_policies(conn, organization_id, department: str | None) -> list[formula_audit.Policy]:
-    rows = conn.execute(q.policies.list_applicable_policies,
-                        {"organization_id": organization_id, "department": department}).fetchall()
+def _applicable_policies(caller, department: str | None) -> list[formula_audit.Policy]:
+    """The organization's active policies for an audit in `department` (its own short transaction)."""
+    with get_db().tenant_transaction(caller.organization_id) as conn:
+        rows = conn.execute(q.policies.list_applicable_policies,
+                            {"organization_id": caller.organization_id, "department": department}).fetchall()
     # String ids: findings carry them into the JSON response and the audit_logs row.
     return [formula_audit.Policy(str(row["id"]), row["title"], row["rules"]) for row in rows]
 
@@ -99,11 +101,12 @@ def _result_json(index: int, result: formula_audit.FormulaResult, with_sheet: bo
     return item
 
 
-def _record(audit, caller, context: dict, started: float, with_sheet: bool) -> dict:
-    """Charge the quota and write the audit log in one transaction; returns the API response."""
-    results = audit(caller)
-    if len(results) > MAX_FORMULAS:
-        raise PayloadTooLarge(f"An audit is limited to {MAX_FORMULAS} formulas; this one has {len(results)}.")
+def _record(caller, context: dict, results: list[formula_audit.FormulaResult], started: float,
+            with_sheet: bool) -> dict:
+    """Charge the quota and write the audit log in one transaction; returns the API response.
+
+    Raises PaymentRequired (402) over quota, and then nothing is written.
+    """
     summary = _summary(results)
     items = [_result_json(index, result, with_sheet) for index, result in enumerate(results)]
     with get_db().tenant_transaction(caller.organization_id) as conn:
@@ -130,17 +133,13 @@ def audit_formulas():
                               f"{len(payload['formulas'])}.")
     body = AuditSchema().load(payload)
     context = body["context"]
-
-    def audit(caller):
-        with get_db().tenant_transaction(caller.organization_id) as conn:
-            policies = _applicable_policies(conn, caller.organization_id, context["department"])
-        try:
-            return formula_audit.audit_formulas(body["formulas"], platform=context["platform"], policies=policies,
-                                                sheet=context["sheetName"])
-        except formula_audit.InputError as exc:
-            raise ValidationFailed(details={"formulas": [str(exc)]}) from None
-
-    return _record(audit, caller, context, started, with_sheet=False), 201
+    policies = _applicable_policies(caller, context["department"])
+    try:
+        results = formula_audit.audit_formulas(body["formulas"], platform=context["platform"], policies=policies,
+                                               sheet=context["sheetName"])
+    except formula_audit.InputError as exc:
+        raise ValidationFailed(details={"formulas": [str(exc)]}) from None
+    return _record(caller, context, results, started, with_sheet=False), 201
 
 
 @bp.post("/audit/workbook")
@@ -155,17 +154,14 @@ def audit_workbook():
         raise ValidationFailed(details={"file": ["Upload the workbook as the multipart field 'file'."]})
     form = WorkbookFormSchema().load({k: v for k, v in request.form.items()})
     context = {"fileName": upload.filename, "department": form["department"], "platform": form["platform"]}
-
-    def audit(caller):
-        with get_db().tenant_transaction(caller.organization_id) as conn:
-            policies = _applicable_policies(conn, caller.organization_id, form["department"])
-        try:
-            return formula_audit.audit_workbook(upload.stream, platform=form["platform"], policies=policies)
-        except formula_audit.WorkbookError as exc:
-            raise UnsupportedMediaType(f"The file is not a readable .xlsx workbook: {exc}",
-                                       code="not_a_workbook") from None
-
-    return _record(audit, caller, context, started, with_sheet=True), 201
+    policies = _applicable_policies(caller, form["department"])
+    try:
+        results = formula_audit.audit_workbook(upload.stream, platform=form["platform"], policies=policies)
+    except formula_audit.WorkbookError as exc:
+        raise UnsupportedMediaType(f"The file is not a readable .xlsx workbook: {exc}", code="not_a_workbook") from None
+    if len(results) > MAX_FORMULAS:
+        raise PayloadTooLarge(f"An audit is limited to {MAX_FORMULAS} formulas; this workbook has {len(results)}.")
+    return _record(caller, context, results, started, with_sheet=True), 201
 
 
 @bp.get("/audits")
