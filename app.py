@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import migrations
 from auth import init_auth
-from blueprints import audits, billing, health, orgs, policies
+from blueprints import audits, billing, health, orgs, policies, webhooks
 from commands import db_cli
 from config import load_settings
 from db import Database, connect_once
@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         _migrate_at_startup(app)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(orgs.bp)
     app.register_blueprint(billing.bp)
     app.register_blueprint(policies.bp)

@@ -65,10 +65,11 @@ def load_settings(instance_path: str, env: dict | None = None) -> dict:
         "CLERK_AUTHORIZED_PARTIES": tuple(
             p.strip().rstrip("/") for p in (env.get("CLERK_AUTHORIZED_PARTIES") or "").split(",") if p.strip()),
         "CLERK_CLOCK_SKEW_SECONDS": float(env.get("CLERK_CLOCK_SKEW_SECONDS") or 5),
+        "CLERK_WEBHOOK_SECRET": env.get("CLERK_WEBHOOK_SECRET") or None,
         "CLERK_JWKS_REFRESH_COOLDOWN": float(env.get("CLERK_JWKS_REFRESH_COOLDOWN") or 30),
         "AUTH_DEV_HEADERS": _flag(env.get("AUTH_DEV_HEADERS")),
         "RATE_LIMIT_ENABLED": _flag(env.get("RATE_LIMIT_ENABLED"), default=True),
-        "RATE_LIMIT_ANONYMOUS": env.get("RATE_LIMIT_ANONYMOUS") or "300/minute",
+        "RATE_LIMIT_ANONYMOUS": env.get("RATE_LIMIT_ANONYMOUS") or "1000/minute",
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "AUDIT_LOG_RETENTION": env.get("AUDIT_LOG_RETENTION") or "90 days",
         "LOG_FORMAT": env.get("LOG_FORMAT") or "json",

@@ -29,6 +29,11 @@ def _cleanup_rate_limits(conn: psycopg.Connection) -> str:
     return f"deleted {deleted} expired rate-limit buckets"
 
 
+def _prune_webhook_events(conn: psycopg.Connection) -> str:
+    deleted = conn.execute(q.maintenance.prune_webhook_events).fetchone()["deleted"]
+    return f"forgot {deleted} webhook deliveries older than 30 days"
+
+
 def _audit_log_partitions(conn: psycopg.Connection) -> str:
     created = conn.execute(q.maintenance.ensure_audit_log_partitions).fetchone()["created"]
     return f"created {created} audit log partitions"
@@ -47,6 +52,7 @@ def _archive_audit_logs(conn: psycopg.Connection) -> str:
 
 JOBS: list[Job] = [
     Job("rate-limit-buckets", _cleanup_rate_limits),
+    Job("webhook-events", _prune_webhook_events),
     Job("audit-log-partitions", _audit_log_partitions),
     Job("audit-log-archive", _archive_audit_logs),
 ]

@@ -23,3 +23,12 @@ def test_a_job_running_on_another_server_is_skipped_here(runner, database_url, d
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output
     assert db_conn.execute("SELECT count(*) AS n FROM rate_limit_buckets").fetchone()["n"] == 1
+
+
+def test_maintenance_run_forgets_webhook_deliveries_older_than_30_days(runner, db_conn):
+    db_conn.execute("""INSERT INTO webhook_events (svix_id, event_type, handled, received_at) VALUES
+                       ('msg_old', 'user.created', true, now() - interval '31 days'),
+                       ('msg_new', 'user.created', true, now() - interval '29 days')""")
+    result = runner.invoke(args=["maintenance", "run"])
+    assert "forgot 1 webhook deliveries" in result.output, result.output
+    assert [r["svix_id"] for r in db_conn.execute("SELECT svix_id FROM webhook_events")] == ["msg_new"]

@@ -6,6 +6,10 @@ SELECT pg_try_advisory_xact_lock(hashtext('sheetbrain:maintenance'), hashtext(%(
 -- Deletes rate-limit buckets whose window has ended.
 SELECT cleanup_expired_rate_limits() AS deleted;
 
+-- name: prune_webhook_events
+-- Forgets processed webhook deliveries older than 30 days (Svix retries for about a day).
+SELECT prune_webhook_events() AS deleted;
+
 -- name: ensure_audit_log_partitions
 -- Creates the audit log partitions of this month and the next two, and of any month waiting in the default one.
 SELECT ensure_audit_log_partitions(2) AS created;
