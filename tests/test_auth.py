@@ -213,3 +213,30 @@ def test_unknown_kids_within_the_cooldown_do_not_refetch(database_url):
     finally:
         app.extensions["db"].close()
         jwks.close()
+
+
+@pytest.mark.parametrize("demoted", [{"org_id": "org_dm", "org_role": "org:member"},
+                                     {"v": 2, "o": {"id": "org_dm", "rol": "member", "slg": "dm"}}])
+def test_a_demoted_admin_loses_admin_rights_with_the_next_token(client, demoted):
+    admin = KEY.token("user_dm", org_id="org_dm", org_role="org:admin")
+    assert client.post("/api/billing", json={"plan": "pro"}, headers=bearer(admin)).status_code == 200
+    response = client.post("/api/billing", json={"plan": "enterprise"}, headers=bearer(KEY.token("user_dm", **demoted)))
+    assert response.status_code == 403
+    assert client.get("/api/billing", headers=bearer(admin)).json["plan"] == "pro"
+
+
+def test_a_deleted_users_token_creates_nothing(client, db_conn):
+    assert client.get("/api/me", headers=bearer(KEY.token("user_del"))).status_code == 200
+    db_conn.execute("UPDATE users SET deleted_at = now() WHERE clerk_id = 'user_del'")
+    response = client.get("/api/orgs/current", headers=bearer(KEY.token("user_del", org_id="org_new", org_role="org:admin")))
+    assert response.status_code == 401
+    assert db_conn.execute("SELECT count(*) AS n FROM organizations WHERE clerk_id = 'org_new'").fetchone()["n"] == 0
+
+
+def test_an_organization_whose_slug_is_still_taken_can_sign_in(client, db_conn):
+    first = KEY.token("user_s1", org_id="org_old", org_role="org:admin", org_slug="acme")
+    second = KEY.token("user_s2", org_id="org_reuses_slug", org_role="org:admin", org_slug="acme")
+    assert client.get("/api/orgs/current", headers=bearer(first)).json["slug"] == "acme"
+    response = client.get("/api/orgs/current", headers=bearer(second))
+    assert response.status_code == 200
+    assert response.json["clerk_id"] == "org_reuses_slug" and response.json["slug"] != "acme"

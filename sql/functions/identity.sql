@@ -97,15 +97,28 @@ BEGIN
     SELECT e.user_id INTO user_id FROM ensure_user(p_clerk_user_id, p_email) e;
     SELECT u.deleted_at IS NOT NULL, u.personal_organization_id INTO user_deleted, v_personal
       FROM users u WHERE u.id = user_id;
+    IF user_deleted THEN
+        -- A deleted account is refused, and its token creates nothing on the way.
+        RETURN NEXT;
+        RETURN;
+    END IF;
 
     IF p_clerk_org_id IS NULL THEN
         organization_id := v_personal;
     ELSE
         SELECT o.id INTO organization_id FROM organizations o WHERE o.clerk_id = p_clerk_org_id;
         IF organization_id IS NULL THEN
-            INSERT INTO organizations (clerk_id, name, slug)
-            VALUES (p_clerk_org_id, coalesce(p_org_slug, p_clerk_org_id), coalesce(p_org_slug, gen_ulid()))
-            ON CONFLICT (clerk_id) DO NOTHING;
+            BEGIN
+                INSERT INTO organizations (clerk_id, name, slug)
+                VALUES (p_clerk_org_id, coalesce(p_org_slug, p_clerk_org_id), coalesce(p_org_slug, gen_ulid()))
+                ON CONFLICT (clerk_id) DO NOTHING;
+            EXCEPTION WHEN unique_violation THEN
+                -- The slug still belongs to an organization whose rename or deletion has not reached us; Clerk's
+                -- organization.updated event brings the real slug once it is free.
+                INSERT INTO organizations (clerk_id, name, slug)
+                VALUES (p_clerk_org_id, coalesce(p_org_slug, p_clerk_org_id), gen_ulid())
+                ON CONFLICT (clerk_id) DO NOTHING;
+            END;
             SELECT o.id INTO organization_id FROM organizations o WHERE o.clerk_id = p_clerk_org_id;
             INSERT INTO subscriptions (organization_id, plan_id) VALUES (organization_id, 'free')
             ON CONFLICT ON CONSTRAINT subscriptions_pkey DO NOTHING;
@@ -120,6 +133,9 @@ BEGIN
       FROM organization_memberships m
      WHERE m.organization_id = resolve_session.organization_id AND m.user_id = resolve_session.user_id;
     membership_ended := coalesce(membership_ended, true);
+    -- The token's role is Clerk's current word (session tokens live about a minute); the stored one can lag
+    -- behind a webhook, and a demoted admin must not keep admin rights until it lands.
+    role := coalesce(p_org_role, role);
     requests_per_minute := (organization_plan(organization_id)).requests_per_minute;
     RETURN NEXT;
 END
