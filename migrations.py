@@ -96,18 +96,47 @@ def is_current(conn: psycopg.Connection, files: tuple[SqlFile, ...] | None = Non
     return all(s.state in ("applied", "changed") for s in status(conn, files))
 
 
+class MigrationError(Exception):
+    """The database's schema history does not fit this code's migrations."""
+
+
 def upgrade(conn: psycopg.Connection) -> list[str]:
-    """Apply what is pending, in one transaction, under the migration lock. Returns the versions applied."""
+    """Apply what is pending, in one transaction, under the migration lock. Returns the versions applied.
+
+    Raises MigrationError, applying nothing, when a pending migration is numbered below one already applied: it was
+    written against an older schema, and applying it out of order could do something else than its author tested.
+    When the database has migrations this code does not know (an older release still running during a rolling
+    deploy), function files are left alone: the newer release's definitions stay in place.
+    """
     files = discover()
     applied = []
     with conn.transaction():
         conn.execute(q.schema.lock_migrations)
         conn.execute(q.schema.create_migrations_table)
-        for file_status in status(conn, files):
-            if file_status.state not in ("pending", "outdated"):
-                continue
+        states = status(conn, files)
+        _refuse_out_of_order(states)
+        database_is_newer = bool(_recorded_migrations(conn) - {f.version for f in files if f.kind == "migration"})
+        for file_status in states:
             file = file_status.file
+            if file_status.state not in ("pending", "outdated") or (file.kind == "function" and database_is_newer):
+                continue
             conn.execute(file.sql.encode())
             conn.execute(q.schema.record_applied, {"version": file.version, "kind": file.kind, "checksum": file.checksum})
             applied.append(file.version)
+        # Every run, pending work or not: this month's and the next months' audit log partitions exist before the
+        # first audit of the month is written, so the default partition stays empty.
+        conn.execute(q.schema.ensure_audit_log_partitions)
     return applied
+
+
+def _recorded_migrations(conn: psycopg.Connection) -> set[str]:
+    return {row["version"] for row in conn.execute(q.schema.list_applied) if not row["version"].startswith("function:")}
+
+
+def _refuse_out_of_order(states: list[FileStatus]) -> None:
+    applied = [s.file.version for s in states if s.file.kind == "migration" and s.state != "pending"]
+    pending = [s.file.version for s in states if s.file.kind == "migration" and s.state == "pending"]
+    late = [version for version in pending if applied and version < max(applied)]
+    if late:
+        raise MigrationError(f"migrations {', '.join(late)} are numbered below {max(applied)}, which is already "
+                             "applied; renumber them after it")

@@ -60,3 +60,28 @@ def test_maintenance_run_creates_partitions_ahead_and_archives(api_app, db_conn)
     partitions = db_conn.execute("SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'audit_logs'::regclass"
                                  ).fetchone()["n"]
     assert partitions >= 4  # default + this month + two ahead
+
+
+def test_archiving_gives_up_rather_than_queue_behind_a_reader_and_block_every_audit(api, api_app, db_conn,
+                                                                                   database_url):
+    """A DETACH waiting for a lock would make every new audit wait behind it; the job gives up after 5 s instead."""
+    import time
+
+    from tests import pg
+
+    api.get("/api/me", headers=signed_in())
+    # A month no other test touches, with a live partition of its own: archiving it needs a DETACH.
+    db_conn.execute("SELECT ensure_audit_log_partition('2001-03-01')")
+    db_conn.execute("INSERT INTO audit_logs (organization_id, formula_count, created_at)"
+                    " VALUES (%s, 1, '2001-03-15T12:00:00Z')", (_org_id(db_conn),))
+    with pg.connect(database_url) as reader, reader.transaction():
+        reader.execute("SELECT count(*) FROM audit_logs")  # a long report holding its lock
+        started = time.monotonic()
+        result = api_app.test_cli_runner().invoke(args=["maintenance", "run"])
+        waited = time.monotonic() - started
+    assert "audit-log-archive" in result.output and "failed" in result.output and "lock timeout" in result.output
+    assert waited < 15
+    assert db_conn.execute("SELECT count(*) AS n FROM audit_logs").fetchone()["n"] == 1  # nothing half-moved
+    again = api_app.test_cli_runner().invoke(args=["maintenance", "run"])
+    assert again.exit_code == 0, again.output
+    assert db_conn.execute("SELECT count(*) AS n FROM audit_logs_archive").fetchone()["n"] == 1

@@ -24,3 +24,7 @@ SELECT version, checksum FROM schema_migrations ORDER BY version;
 INSERT INTO schema_migrations (version, kind, checksum)
 VALUES (%(version)s, %(kind)s, %(checksum)s)
 ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, applied_at = now();
+
+-- name: ensure_audit_log_partitions
+-- This month's audit log partition and the next two, created if missing (a no-op most of the time).
+SELECT ensure_audit_log_partitions(2);
