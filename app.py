@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import migrations
+from api_request import init_api_request
 from auth import init_auth
 from blueprints import audits, billing, health, orgs, policies, webhooks
 from commands import db_cli
@@ -40,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["DATABASE_EMBEDDED"] = True
 
     register_error_handlers(app)
+    init_api_request(app)
     Database(app)
     init_auth(app)
     init_rate_limits(app)

@@ -68,6 +68,10 @@ def require_role(*roles: str):
 
 def init_auth(app: Flask) -> None:
     config = app.config
+    if config["CLERK_JWT_KEY"] and not config["CLERK_ISSUER"]:
+        # Every token's iss is checked; without the issuer that check would silently be skipped, and a server that
+        # refuses to start is louder than one that checks less than it claims.
+        raise RuntimeError("CLERK_JWT_KEY is set but CLERK_ISSUER is not: set both (see README, Authentication)")
     if config["CLERK_JWT_KEY"] or config["CLERK_ISSUER"]:
         app.extensions["clerk_verifier"] = SessionTokenVerifier(
             jwt_key=config["CLERK_JWT_KEY"], issuer=config["CLERK_ISSUER"], jwks_url=config["CLERK_JWKS_URL"],

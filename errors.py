@@ -11,7 +11,7 @@ import re
 from uuid import UUID
 
 import psycopg
-from flask import Flask, Request, g, jsonify
+from flask import Flask, g, jsonify
 from marshmallow import ValidationError
 from psycopg_pool import PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -93,15 +93,6 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "service_unavailable", "The service is not available right now."
 
 
-class JsonErrorRequest(Request):
-    """A request whose unparseable JSON body is our 400 `malformed_json`, in debug and production alike."""
-
-    def on_json_loading_failed(self, e: ValueError | None):
-        if e is None:  # the body is not declared as JSON at all
-            return super().on_json_loading_failed(e)
-        raise BadRequest("The request body is not valid JSON.", code="malformed_json")
-
-
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -115,7 +106,6 @@ def render(error: ApiError):
 
 
 def register_error_handlers(app: Flask) -> None:
-    app.request_class = JsonErrorRequest
     app.register_error_handler(ApiError, render)
 
     @app.errorhandler(HTTPException)
@@ -136,6 +126,14 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable: %s", type(exc).__name__)
         return render(ServiceUnavailable("The database is not reachable; try again shortly.",
                                          code="database_unavailable", headers={"Retry-After": "5"}))
+
+    @app.errorhandler(UnicodeEncodeError)
+    @app.errorhandler(psycopg.DataError)
+    def unstorable_value(exc: Exception):
+        # The request checks catch NUL characters and lone surrogates up front; this is the net behind them, for a
+        # value the database still refuses (text it cannot encode, a number out of range).
+        log.warning("unstorable value: %s", type(exc).__name__)
+        return render(ValidationFailed("A value in the request cannot be stored.", code="invalid_value"))
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

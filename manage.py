@@ -46,9 +46,11 @@ def serve(args: list[str]) -> None:
     env = dict(os.environ)
     env.setdefault("HOST", "127.0.0.1")
     env.setdefault("LOG_FORMAT", "text")
-    # Local development: the seed's curl examples authenticate with x-user-id / x-user-org headers. The app logs a
-    # loud warning while this is on; production (gunicorn started directly) never has it unless told.
-    env.setdefault("AUTH_DEV_HEADERS", "1")
+    # Local development: the seed's curl examples authenticate with x-user-id / x-user-org headers. Only on the
+    # embedded database and a loopback address, where nobody else can send them; the app logs a loud warning while
+    # it is on. Anywhere else it takes an explicit AUTH_DEV_HEADERS=1.
+    if not env.get("DATABASE_URL") and env["HOST"] in ("127.0.0.1", "localhost", "::1"):
+        env.setdefault("AUTH_DEV_HEADERS", "1")
     os.chdir(ROOT)
     os.execve(str(PYTHON), [str(PYTHON), "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app", *args], env)
 

@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from psycopg.types.json import Jsonb
 
 import formula_audit
+from api_request import refuse_unstorable
 from auth import current_caller
 from db import get_db
 from errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, uuid_or_404
@@ -152,6 +153,7 @@ def audit_workbook():
     upload = request.files.get("file")
     if upload is None:
         raise ValidationFailed(details={"file": ["Upload the workbook as the multipart field 'file'."]})
+    refuse_unstorable([upload.filename or "", *request.form.values()], "form")
     form = WorkbookFormSchema().load({k: v for k, v in request.form.items()})
     context = {"fileName": upload.filename, "department": form["department"], "platform": form["platform"]}
     policies = _applicable_policies(caller, form["department"])

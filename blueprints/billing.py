@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from auth import current_caller, require_role
 from db import get_db
+from errors import Conflict
 from queries import q
 
 bp = Blueprint("billing", __name__, url_prefix="/api")
@@ -31,13 +32,20 @@ def get_billing():
 @require_role("admin")
 def choose_plan():
     """Create or change the organization's subscription (admins only). Raises ValidationFailed (422) for an
-    unknown plan."""
+    unknown plan, Conflict (409) when a payment provider manages the subscription."""
     caller = current_caller()
     body = ChoosePlanSchema().load(request.get_json())
     with get_db().tenant_transaction(caller.organization_id) as conn:
         plans = [row["id"] for row in conn.execute(q.billing.list_plan_ids)]
         if body["plan"] not in plans:
             raise ValidationError({"plan": [f"Unknown plan; choose one of: {', '.join(plans)}."]})
+        provider = conn.execute(q.billing.get_subscription_provider,
+                                {"organization_id": caller.organization_id}).fetchone()
+        if provider is not None and provider["provider"] is not None:
+            # Its status and plan follow the provider's webhooks; changing them here would be overwritten or,
+            # worse, hand out a plan nobody pays for.
+            raise Conflict(f"This subscription is managed by {provider['provider']}; change the plan there.",
+                           code="managed_by_provider")
         created = conn.execute(q.billing.upsert_subscription,
                                {"organization_id": caller.organization_id, "plan_id": body["plan"]}).fetchone()["created"]
         billing = _billing(conn, caller.organization_id)

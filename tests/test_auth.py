@@ -240,3 +240,8 @@ def test_an_organization_whose_slug_is_still_taken_can_sign_in(client, db_conn):
     response = client.get("/api/orgs/current", headers=bearer(second))
     assert response.status_code == 200
     assert response.json["clerk_id"] == "org_reuses_slug" and response.json["slug"] != "acme"
+
+
+def test_a_jwt_key_without_an_issuer_refuses_to_start(database_url):
+    with pytest.raises(RuntimeError, match="CLERK_ISSUER"):
+        make_app(database_url, CLERK_JWT_KEY=KEY.public_pem, CLERK_ISSUER=None)

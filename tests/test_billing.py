@@ -51,3 +51,12 @@ def test_members_cannot_change_the_plan(api):
     response = api.post("/api/billing", json={"plan": "pro"}, headers=auth("user_member", "org:member"))
     assert response.status_code == 403
     assert api.get("/api/billing", headers=auth()).json["plan"] == "free"
+
+
+def test_a_subscription_managed_by_a_payment_provider_is_not_changed_here(api, db_conn):
+    api.get("/api/billing", headers=auth())
+    db_conn.execute("UPDATE subscriptions SET provider = 'stripe', status = 'past_due', plan_id = 'pro'")
+    response = api.post("/api/billing", json={"plan": "enterprise"}, headers=auth())
+    assert response.status_code == 409 and response.json["error"]["code"] == "managed_by_provider"
+    body = api.get("/api/billing", headers=auth()).json
+    assert (body["plan"], body["status"], body["provider"]) == ("pro", "past_due", "stripe")

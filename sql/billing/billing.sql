@@ -32,6 +32,10 @@ ON CONFLICT (organization_id) DO UPDATE
     SET plan_id = excluded.plan_id, status = 'active', cancel_at_period_end = false, updated_at = now()
 RETURNING (xmax = 0) AS created;
 
+-- name: get_subscription_provider
+-- The payment provider managing the organization's subscription (NULL: none); no row without a subscription.
+SELECT provider FROM subscriptions WHERE organization_id = %(organization_id)s;
+
 -- name: list_plan_ids
 -- Every plan a subscription may name.
 SELECT id FROM plans ORDER BY sort_order;
