@@ -46,11 +46,18 @@ class Database:
             timeout=config["DB_POOL_TIMEOUT"],
             kwargs=connect_kwargs,
             check=ConnectionPool.check_connection,
+            # Statements outside an explicit transaction (sign-in, rate limiting) get the timeout from the session.
+            # Behind a transaction-mode pooler a session setting would leak to other clients: there, set it on the
+            # database role instead (README).
+            configure=None if config["DB_TRANSACTION_POOLER"] else self._configure_session,
             open=False,
             name="app",
         )
         app.extensions["db"] = self
         app.teardown_appcontext(self._release_request_connection)
+
+    def _configure_session(self, conn: psycopg.Connection) -> None:
+        conn.execute(q.db.set_session_statement_timeout, {"statement_timeout": f"{self.statement_timeout_ms}ms"})
 
     def open(self) -> ConnectionPool:
         """Open the pool once, in the process that uses it (never before gunicorn forks)."""

@@ -31,9 +31,24 @@ def charge_audits(conn: psycopg.Connection, organization_id, count: int) -> Usag
     row = conn.execute(q.billing.increment_audit_usage, {"organization_id": organization_id, "count": count}).fetchone()
     usage = Usage(row["month_year"], row["used"], row["quota"], row["resets_at"])
     if not row["allowed"]:
-        left = max(0, (usage.limit or 0) - usage.used)
-        raise PaymentRequired(
-            f"This audit needs {count} of the monthly quota of {usage.limit} audits and {left} are left; the quota "
-            f"resets on {usage.resets_at.date().isoformat()}. Upgrade the plan for more.",
-            details=usage.to_dict())
+        raise _over_quota(usage, count)
     return usage
+
+
+def require_audits_left(conn: psycopg.Connection, organization_id, count: int) -> None:
+    """Fail early, before any work, when `count` audits no longer fit this month; counts nothing.
+
+    Only a courtesy: charge_audits decides, atomically, once the work is done. Raises PaymentRequired (402).
+    """
+    row = conn.execute(q.billing.get_audit_usage, {"organization_id": organization_id}).fetchone()
+    usage = Usage(row["month_year"], row["used"], row["quota"], row["resets_at"])
+    if usage.limit is not None and usage.used + count > usage.limit:
+        raise _over_quota(usage, count)
+
+
+def _over_quota(usage: Usage, count: int) -> PaymentRequired:
+    left = max(0, (usage.limit or 0) - usage.used)
+    return PaymentRequired(
+        f"This audit needs {count} of the monthly quota of {usage.limit} audits and {left} are left; the quota "
+        f"resets on {usage.resets_at.date().isoformat()}. Upgrade the plan for more.",
+        details=usage.to_dict())

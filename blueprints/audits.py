@@ -20,7 +20,7 @@ from db import get_db
 from errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, uuid_or_404
 from pagination import PageSchema, page, page_params
 from queries import q
-from quotas import charge_audits
+from quotas import charge_audits, require_audits_left
 
 bp = Blueprint("audits", __name__, url_prefix="/api")
 
@@ -75,8 +75,12 @@ class AuditListSchema(PageSchema):
 
 
 def _applicable_policies(caller, department: str | None) -> list[formula_audit.Policy]:
-    """The organization's active policies for an audit in `department` (its own short transaction)."""
+    """The organization's active policies for an audit in `department` (its own short transaction).
+
+    Raises PaymentRequired (402) first when the month's quota is already used up: no point running the engine.
+    """
     with get_db().tenant_transaction(caller.organization_id) as conn:
+        require_audits_left(conn, caller.organization_id, 1)
         rows = conn.execute(q.policies.list_applicable_policies,
                             {"organization_id": caller.organization_id, "department": department}).fetchall()
     # String ids: findings carry them into the JSON response and the audit_logs row.
@@ -158,11 +162,12 @@ def audit_workbook():
     context = {"fileName": upload.filename, "department": form["department"], "platform": form["platform"]}
     policies = _applicable_policies(caller, form["department"])
     try:
-        results = formula_audit.audit_workbook(upload.stream, platform=form["platform"], policies=policies)
+        results = formula_audit.audit_workbook(upload.stream, platform=form["platform"], policies=policies,
+                                               max_formulas=MAX_FORMULAS)
+    except formula_audit.TooManyFormulas:
+        raise PayloadTooLarge(f"An audit is limited to {MAX_FORMULAS} formulas; this workbook has more.") from None
     except formula_audit.WorkbookError as exc:
         raise UnsupportedMediaType(f"The file is not a readable .xlsx workbook: {exc}", code="not_a_workbook") from None
-    if len(results) > MAX_FORMULAS:
-        raise PayloadTooLarge(f"An audit is limited to {MAX_FORMULAS} formulas; this workbook has {len(results)}.")
     return _record(caller, context, results, started, with_sheet=True), 201
 
 

@@ -11,11 +11,12 @@ import time
 from flask import Blueprint, g, request
 from marshmallow import Schema, ValidationError, fields, validate
 from psycopg.types.json import Jsonb
+from werkzeug.exceptions import HTTPException
 
 import formula_audit
 from auth import current_caller, require_role
 from db import get_db
-from errors import NotFound, PayloadTooLarge, uuid_or_404
+from errors import ApiError, NotFound, PayloadTooLarge, uuid_or_404
 from pagination import PageSchema, page, page_params
 from queries import q
 
@@ -83,22 +84,47 @@ def _policy_json(row: dict, extracted: list[dict] | None = None) -> dict:
 @bp.post("/ingest")
 @require_role("admin")
 def ingest():
-    """Store a policy and log the ingestion. Raises 413 over 200 KB of content, 422 for a blank title or a bad rule."""
+    """Store a policy and log the ingestion. Raises 413 over 200 KB of content, 422 for a blank title or a bad rule;
+    a refused ingestion stores no policy but is logged as failed, with the reason."""
     started = time.perf_counter()
     caller = current_caller()
-    body = _load(PolicySchema())
-    rules, extracted = effective_rules(body["content"], body["rules"])
+    try:
+        body = _load(PolicySchema())
+        rules, extracted = effective_rules(body["content"], body["rules"])
+    except (ValidationError, ApiError, HTTPException) as exc:
+        _log_ingestion(caller, started, status="failed", error=_reason(exc), content_bytes=request.content_length or 0)
+        raise
     with get_db().tenant_transaction(caller.organization_id) as conn:
         policy = conn.execute(q.policies.insert_policy, {
             "organization_id": caller.organization_id, "title": body["title"], "content": body["content"],
             "department": body["department"], "rules": Jsonb(rules), "explicit_rules": Jsonb(body["rules"]),
             "created_by": caller.user_id}).fetchone()
-        conn.execute(q.policies.insert_ingestion_log, {
-            "organization_id": caller.organization_id, "policy_id": policy["id"], "user_id": caller.user_id,
-            "request_id": g.request_id, "status": "succeeded", "rules_found": len(rules),
-            "content_bytes": len(body["content"].encode()),
-            "duration_ms": round((time.perf_counter() - started) * 1000), "error": None})
+        _log_ingestion(caller, started, status="succeeded", policy_id=policy["id"], rules_found=len(rules),
+                       content_bytes=len(body["content"].encode()), conn=conn)
     return _policy_json(policy, extracted), 201
+
+
+def _log_ingestion(caller, started: float, *, status: str, content_bytes: int, policy_id=None, rules_found: int = 0,
+                   error: str | None = None, conn=None) -> None:
+    """Write one ingestion_logs row: in `conn`'s transaction (with the policy it records), or in its own."""
+    params = {"organization_id": caller.organization_id, "policy_id": policy_id, "user_id": caller.user_id,
+              "request_id": g.request_id, "status": status, "rules_found": rules_found, "content_bytes": content_bytes,
+              "duration_ms": round((time.perf_counter() - started) * 1000), "error": error}
+    if conn is not None:
+        conn.execute(q.policies.insert_ingestion_log, params)
+        return
+    with get_db().tenant_transaction(caller.organization_id) as own:
+        own.execute(q.policies.insert_ingestion_log, params)
+
+
+def _reason(exc: Exception) -> str:
+    """Why an ingestion was refused, as the log keeps it: the error code and the fields at fault."""
+    if isinstance(exc, ValidationError):
+        return f"validation_failed: {', '.join(sorted(exc.normalized_messages()))}"
+    if isinstance(exc, ApiError):
+        fields_at_fault = f": {', '.join(sorted(exc.details))}" if isinstance(exc.details, dict) else ""
+        return f"{exc.code}{fields_at_fault}"
+    return f"http_{exc.code}"
 
 
 @bp.get("/policies")

@@ -18,7 +18,7 @@ yields findings.
 from .audit import audit_formula, audit_formulas
 from .codes import CODES
 from .config import DEFAULT_ALLOWED_CONSTANTS, AuditConfig
-from .errors import FormulaAuditError, InputError, PolicyError, WorkbookError
+from .errors import FormulaAuditError, InputError, PolicyError, TooManyFormulas, WorkbookError
 from .findings import (
     Finding,
     FormulaResult,
@@ -47,6 +47,7 @@ __all__ = [
     "PolicyError",
     "PolicyRef",
     "Severity",
+    "TooManyFormulas",
     "WorkbookError",
     "audit_formula",
     "audit_formulas",

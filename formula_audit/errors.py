@@ -24,3 +24,11 @@ class WorkbookError(FormulaAuditError):
 
     The only exception `audit_workbook` raises for a bad file; the message says what went wrong.
     """
+
+
+class TooManyFormulas(WorkbookError):
+    """The workbook holds more formulas than the caller's limit; raised when the first one past it is met."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the workbook holds more than {limit} formulas")
+        self.limit = limit

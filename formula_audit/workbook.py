@@ -16,7 +16,7 @@ from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from .audit import FormulaAuditor, add_grid_findings, sort_findings
 from .config import AuditConfig
-from .errors import WorkbookError
+from .errors import TooManyFormulas, WorkbookError
 from .findings import Finding, FormulaResult, Severity
 from .grid import GridEntry, fingerprint
 from .policy import Policy
@@ -76,6 +76,7 @@ def audit_workbook(
     platform: str = "excel",
     config: AuditConfig | None = None,
     policies: Iterable[Policy | Mapping] = (),
+    max_formulas: int | None = None,
 ) -> list[FormulaResult]:
     """Audit every formula cell on every worksheet of the workbook at path `source` (or binary file object).
 
@@ -84,14 +85,15 @@ def audit_workbook(
     SELF_REFERENCE (cells reading themselves and circular chains across sheets), INCONSISTENT_FORMULA and
     RANGE_OMITS_ADJACENT. Names defined in the workbook count as known (for LAMBDA functions called by name).
 
-    Raises WorkbookError when `source` is missing or not a valid .xlsx/.xlsm; InputError / PolicyError
+    Raises WorkbookError when `source` is missing or not a valid .xlsx/.xlsm; TooManyFormulas (a WorkbookError) as
+    soon as formula number `max_formulas` + 1 is met, before auditing further; InputError / PolicyError
     (ValueErrors) for a bad platform or policy.
     """
     book = _open(source)
     try:
         known_names = _defined_names(book)
         auditor = FormulaAuditor(platform=platform, config=config, policies=policies, known_names=known_names)
-        return _audit_open_book(book, auditor)
+        return _audit_open_book(book, auditor, max_formulas)
     finally:
         book.close()
 
@@ -103,7 +105,7 @@ def _defined_names(book) -> list[str]:
     return names
 
 
-def _audit_open_book(book, auditor: FormulaAuditor) -> list[FormulaResult]:
+def _audit_open_book(book, auditor: FormulaAuditor, max_formulas: int | None = None) -> list[FormulaResult]:
     results: list[list[Finding]] = []
     placed: list[tuple[str, str, str]] = []
     entries: list[GridEntry] = []
@@ -125,6 +127,8 @@ def _audit_open_book(book, auditor: FormulaAuditor) -> list[FormulaResult]:
                 formula = _formula_text(cell.value)
                 if formula is None:
                     continue
+                if max_formulas is not None and len(results) == max_formulas:
+                    raise TooManyFormulas(max_formulas)
                 row_number, column = cell.row, cell.column
                 bitmap.add(row_number, column)
                 analysis, findings = auditor.audit_at(formula, row_number, column, title)

@@ -112,6 +112,19 @@ def test_5000_formulas_of_8192_characters_are_accepted(api):
     assert response.status_code == 201 and response.json["summary"]["formulas"] == 5000
 
 
+def test_over_quota_is_402_before_the_engine_runs(api, db_conn, monkeypatch):
+    api.get("/api/me", headers=signed_in())
+    db_conn.execute("INSERT INTO audit_usage (organization_id, month_year, count) SELECT id, "
+                    "date_trunc('month', now() AT TIME ZONE 'UTC')::date, 100 FROM organizations WHERE clerk_id = 'org_acme'")
+    import formula_audit
+
+    def engine_must_not_run(*args, **kwargs):
+        raise AssertionError("the engine ran for an organization over its quota")
+
+    monkeypatch.setattr(formula_audit, "audit_formulas", engine_must_not_run)
+    assert api.post("/api/audit", json=SEED_AUDIT, headers=signed_in()).status_code == 402
+
+
 def test_over_quota_is_402_naming_the_limit_and_reset_and_logs_nothing(api, db_conn):
     api.get("/api/me", headers=signed_in())
     db_conn.execute("INSERT INTO audit_usage (organization_id, month_year, count) SELECT id, "
@@ -196,6 +209,18 @@ def test_a_workbook_upload_is_audited_by_sheet_and_cell(api, db_conn):
 def test_a_file_that_is_not_a_workbook_is_415_and_not_counted(api, db_conn, data):
     response = api.post("/api/audit/workbook", headers=signed_in(), data=data)
     assert response.status_code == 415 and response.json["error"]["code"] == "not_a_workbook"
+    assert _usage(db_conn) == 0
+
+
+def test_a_workbook_over_5000_formulas_is_413_and_not_counted(api, db_conn):
+    book = openpyxl.Workbook()
+    for row in range(1, 5003):
+        book.active.cell(row, 1, f"=B{row}+1")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    response = api.post("/api/audit/workbook", headers=signed_in(),
+                        data={"file": (io.BytesIO(buffer.getvalue()), "big.xlsx")})
+    assert response.status_code == 413 and "5000" in response.json["error"]["message"]
     assert _usage(db_conn) == 0
 
 

@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.formula import ArrayFormula
 
-from formula_audit import WorkbookError, audit_workbook
+from formula_audit import TooManyFormulas, WorkbookError, audit_workbook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -227,3 +227,14 @@ def test_the_checked_in_sample_matches_its_generator(tmp_path):
     fresh = save(_load_sample_module().build_workbook(), tmp_path, "sample.xlsx")
     assert codes_by_cell(audit_workbook(ROOT / "samples" / "quarterly_budget.xlsx")) == codes_by_cell(
         audit_workbook(fresh))
+
+
+def test_audit_stops_at_the_first_formula_past_the_limit(tmp_path):
+    book = Workbook()
+    for row in range(1, 12):
+        book.active.cell(row, 1, f"=B{row}*2")
+    path = tmp_path / "many.xlsx"
+    book.save(path)
+    assert len(audit_workbook(path, max_formulas=11)) == 11
+    with pytest.raises(TooManyFormulas):
+        audit_workbook(path, max_formulas=10)

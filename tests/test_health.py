@@ -86,3 +86,13 @@ def test_a_sslmode_require_url_is_honoured_not_stripped(database_url):
         app.extensions["db"].close()
         plain.extensions["db"].close()
         proxy.close()
+
+
+def test_statements_outside_a_transaction_have_the_statement_timeout(database_url):
+    app = make_app(database_url, DB_STATEMENT_TIMEOUT_MS=1234, DB_TRANSACTION_POOLER=False)
+    try:
+        with app.app_context():
+            conn = app.extensions["db"].request_connection()
+            assert conn.execute("SHOW statement_timeout").fetchone()["statement_timeout"] == "1234ms"
+    finally:
+        app.extensions["db"].close()

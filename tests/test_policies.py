@@ -44,13 +44,16 @@ def test_explicit_rules_win_over_the_prose(api):
     ({"title": "t", "content": "x", "owner": "me"}, 422, "owner"),
     ({"title": "t", "content": "x" * (200 * 1024 + 1)}, 413, None),
 ])
-def test_bad_policies_are_refused_and_nothing_is_stored(api, db_conn, body, status, field):
+def test_bad_policies_are_refused_stored_nowhere_and_logged_as_failed(api, db_conn, body, status, field):
     response = api.post("/api/ingest", json=body, headers=signed_in())
     assert response.status_code == status
     if field:
         assert field in response.json["error"]["details"]
     assert db_conn.execute("SELECT count(*) AS n FROM policies").fetchone()["n"] == 0
-    assert db_conn.execute("SELECT count(*) AS n FROM ingestion_logs").fetchone()["n"] == 0
+    [log] = db_conn.execute("SELECT * FROM ingestion_logs").fetchall()
+    assert (log["status"], log["policy_id"], log["rules_found"]) == ("failed", None, 0)
+    assert (field or "payload_too_large") in log["error"]
+    assert log["request_id"] == response.headers["X-Request-ID"] and log["content_bytes"] > 0
 
 
 def test_content_of_exactly_200_kb_is_accepted(api):

@@ -2,6 +2,15 @@
 -- Counts audits for this month if they fit the plan's quota (one row: allowed, used, quota, month_year, resets_at).
 SELECT * FROM increment_audit_usage(%(organization_id)s, %(count)s);
 
+-- name: get_audit_usage
+-- This month's audit count, the plan's quota (NULL: unlimited), the month and when it resets; counts nothing.
+SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date AS month_year,
+       coalesce((SELECT u.count FROM audit_usage u
+                  WHERE u.organization_id = %(organization_id)s
+                    AND u.month_year = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0) AS used,
+       (organization_plan(%(organization_id)s)).monthly_audit_quota AS quota,
+       (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' AS resets_at;
+
 -- name: get_billing
 -- The organization's plan, subscription and this month's usage; the free plan when it has no subscription.
 SELECT p.id AS plan, p.name AS plan_name, p.monthly_audit_quota, p.requests_per_minute, p.storage_quota_bytes,

@@ -7,3 +7,7 @@ SELECT set_config('statement_timeout', %(statement_timeout)s, true);
 SELECT set_config('statement_timeout', %(statement_timeout)s, true),
        set_config('role', 'sheetbrain_tenant', true),
        set_config('app.organization_id', %(organization_id)s, true);
+
+-- name: set_session_statement_timeout
+-- The statement timeout for the whole session, for statements run outside an explicit transaction.
+SELECT set_config('statement_timeout', %(statement_timeout)s, false);
