@@ -7,6 +7,7 @@ be encoded at all; either would otherwise fail deep in a query as a 500.
 from __future__ import annotations
 
 import re
+import sys
 
 from flask import Flask, Request, request
 
@@ -48,6 +49,14 @@ class ApiRequest(Request):
             raise BadRequest("The request body is nested too deeply.", code="malformed_json") from None
         refuse_unstorable(data, "request body")
         return data
+
+
+def lift_body_limit() -> None:
+    """Lets this request's body run past MAX_CONTENT_LENGTH, for a view that bounds it itself while streaming.
+
+    Flask reads None here as "use the app-wide limit", so the way to lift it is a limit nothing reaches.
+    """
+    request.max_content_length = sys.maxsize
 
 
 def init_api_request(app: Flask) -> None:

@@ -13,6 +13,7 @@ import migrations
 from api_request import init_api_request
 from auth import init_auth
 from blueprints import audits, billing, health, orgs, policies, webhooks
+from blueprints import storage as storage_routes
 from commands import db_cli
 from config import load_settings
 from db import Database, connect_once
@@ -23,6 +24,8 @@ from json_provider import IsoJsonProvider
 from logs import configure_logging
 from maintenance import maintenance_cli
 from rate_limits import init_rate_limits
+from storage import init_storage
+from storage.cli import storage_cli
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     Database(app)
     init_auth(app)
     init_rate_limits(app)
+    init_storage(app)
     if app.config["PROXY_FIX_X_FOR"]:
         # Behind a load balancer the client address is in X-Forwarded-For; trust only as many hops as we have.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"], x_proto=1)
@@ -57,9 +61,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(billing.bp)
     app.register_blueprint(policies.bp)
     app.register_blueprint(audits.bp)
+    app.register_blueprint(storage_routes.bp)
     app.cli.add_command(db_cli)
     app.cli.add_command(maintenance_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(storage_cli)
     return app
 
 

@@ -72,6 +72,16 @@ def load_settings(instance_path: str, env: dict | None = None) -> dict:
         "RATE_LIMIT_ANONYMOUS": env.get("RATE_LIMIT_ANONYMOUS") or "1000/minute",
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
         "AUDIT_LOG_RETENTION": env.get("AUDIT_LOG_RETENTION") or "90 days",
+        "STORAGE_BACKEND": (env.get("STORAGE_BACKEND") or "local").strip().lower(),
+        "STORAGE_LOCAL_DIR": env.get("STORAGE_LOCAL_DIR") or str(Path(instance_path) / "storage"),
+        "SUPABASE_URL": env.get("SUPABASE_URL") or None,
+        "SUPABASE_SERVICE_ROLE_KEY": env.get("SUPABASE_SERVICE_ROLE_KEY") or None,
+        "SIGNED_URL_TTL_SECONDS": _int(env, "SIGNED_URL_TTL_SECONDS", 3600),
+        "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        "TUS_UPLOAD_EXPIRY_HOURS": _int(env, "TUS_UPLOAD_EXPIRY_HOURS", 24),
+        # Request bodies beyond this are refused before they are read; views that take more (audits, uploads)
+        # raise it for themselves.
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
         "LOG_FORMAT": env.get("LOG_FORMAT") or "json",
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
     }

@@ -110,6 +110,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if exc.code == 413:
+            # werkzeug's refusal of an oversized body, in the words our own size checks use.
+            return render(PayloadTooLarge())
         error = ApiError(exc.description, code=_snake(type(exc).__name__), status=exc.code)
         response = render(error)
         if exc.code == 405 and getattr(exc, "valid_methods", None):

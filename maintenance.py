@@ -2,7 +2,7 @@
 
 Safe from cron on several servers at once: each job runs in its own transaction under a transaction-level advisory
 lock taken with pg_try_advisory_xact_lock, so a job another server is running right now is skipped here, not run
-twice. A job that fails is reported and the others still run.
+twice. A job that fails (its transaction rolls back) is reported and the others still run.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from flask.cli import AppGroup
 
 from db import connect_once
 from queries import q
+from storage.maintenance import delete_expired_temp_objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ JOBS: list[Job] = [
     Job("webhook-events", _prune_webhook_events),
     Job("audit-log-partitions", _audit_log_partitions),
     Job("audit-log-archive", _archive_audit_logs),
+    Job("storage-expired-objects", delete_expired_temp_objects),
 ]
 
 
@@ -69,7 +71,7 @@ def run_jobs(conn: psycopg.Connection, jobs: list[Job] = JOBS) -> list[tuple[str
                     results.append((job.name, "skipped", "running on another server"))
                     continue
                 results.append((job.name, "done", job.run(conn)))
-        except psycopg.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed job (database or storage backend) must not stop the others
             results.append((job.name, "failed", f"{type(exc).__name__}: {exc}".strip()))
     return results
 

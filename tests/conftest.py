@@ -16,7 +16,7 @@ import migrations
 from app import create_app
 from tests import pg
 
-KEPT_TABLES = {"schema_migrations", "plans"}
+KEPT_TABLES = {"schema_migrations", "plans", "storage_buckets"}
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 -- Organization statistics for dashboards and admin views.
 
 -- One JSON document describing an organization: active members, policies, audits this month and all time,
--- findings by severity over all audits, and when the last audit ran.
+-- findings by severity over all audits, when the last audit ran, and the bytes its stored objects take.
 CREATE OR REPLACE FUNCTION get_org_stats(p_organization_id uuid)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -26,6 +26,8 @@ AS $$
                 'low',      coalesce(sum((a.findings_summary ->> 'low')::int), 0),
                 'info',     coalesce(sum((a.findings_summary ->> 'info')::int), 0))
             FROM audit_logs a WHERE a.organization_id = p_organization_id),
-        'last_audit_at', (SELECT max(a.created_at) FROM audit_logs a WHERE a.organization_id = p_organization_id)
+        'last_audit_at', (SELECT max(a.created_at) FROM audit_logs a WHERE a.organization_id = p_organization_id),
+        'storage_bytes', coalesce((SELECT sum(o.size_bytes) FROM storage_objects o
+                                    WHERE o.organization_id = p_organization_id), 0)
     )
 $$;

@@ -1,0 +1,191 @@
+-- Object storage bookkeeping: reserving a path and its bytes, turning an upload into an object, deleting objects.
+--
+-- Lock order, the same in every function so concurrent writers cannot deadlock: the object row, then the
+-- organization's storage_usage row (taken explicitly or by the usage triggers), then the upload row.
+
+-- Bytes used (live objects plus uploads in flight) and the plan's storage quota (NULL: unlimited).
+CREATE OR REPLACE FUNCTION storage_quota(p_organization_id uuid)
+RETURNS TABLE (used_bytes bigint, quota_bytes bigint)
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    -- plpgsql, not sql: its body is resolved at call time, so this file may load before usage.sql defines
+    -- organization_plan().
+    RETURN QUERY
+    SELECT coalesce((SELECT u.object_bytes + u.reserved_bytes FROM storage_usage u
+                      WHERE u.organization_id = p_organization_id), 0)::bigint,
+           (organization_plan(p_organization_id)).storage_quota_bytes;
+END
+$$;
+
+-- Starts a write of p_length bytes to one path: holds the path and reserves the bytes, or explains why not.
+-- outcome is 'reserved' (upload_id is the new upload), 'exists' (an object is there and p_upsert is false),
+-- 'in_progress' (another upload holds the path until busy_until) or 'quota_exceeded'. Replacing an object reserves
+-- only the growth. The quota check runs under the organization's usage row lock, so concurrent callers on any
+-- number of servers are admitted one at a time and never pass the quota together.
+CREATE OR REPLACE FUNCTION begin_storage_write(
+    p_organization_id uuid,
+    p_bucket_id text,
+    p_path text,
+    p_kind text,
+    p_length bigint,
+    p_upsert boolean,
+    p_created_by uuid,
+    p_content_type text,
+    p_metadata jsonb,
+    p_expires_at timestamptz)
+RETURNS TABLE (outcome text, upload_id uuid, used_bytes bigint, quota_bytes bigint, replaced_bytes bigint,
+               busy_until timestamptz)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_reserve bigint;
+BEGIN
+    -- Locking the current object (if any) first makes a concurrent delete of it either finish before we look, or
+    -- wait for this transaction and then see our upload row.
+    SELECT o.size_bytes INTO replaced_bytes FROM storage_objects o
+     WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = p_path
+       FOR UPDATE;
+    IF FOUND AND NOT p_upsert THEN
+        outcome := 'exists';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    INSERT INTO storage_usage (organization_id) VALUES (p_organization_id)
+    ON CONFLICT ON CONSTRAINT storage_usage_pkey DO NOTHING;
+    PERFORM 1 FROM storage_usage u WHERE u.organization_id = p_organization_id FOR UPDATE;
+    SELECT q.used_bytes, q.quota_bytes INTO used_bytes, quota_bytes FROM storage_quota(p_organization_id) q;
+
+    SELECT u.expires_at INTO busy_until FROM storage_uploads u
+     WHERE u.organization_id = p_organization_id AND u.bucket_id = p_bucket_id AND u.path = p_path;
+    IF FOUND THEN
+        outcome := 'in_progress';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    v_reserve := greatest(p_length - coalesce(replaced_bytes, 0), 0);
+    IF quota_bytes IS NOT NULL AND used_bytes + v_reserve > quota_bytes THEN
+        outcome := 'quota_exceeded';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- Two writers that both found the path free are serialised by the usage row lock above, so the second one
+    -- found the first one's upload; the unique key stays the last word all the same.
+    INSERT INTO storage_uploads (organization_id, bucket_id, path, kind, upload_length, reserved_bytes, upsert,
+                                 content_type, metadata, created_by, expires_at)
+    VALUES (p_organization_id, p_bucket_id, p_path, p_kind, p_length, v_reserve, p_upsert, p_content_type,
+            coalesce(p_metadata, '{}'::jsonb), p_created_by, p_expires_at)
+    RETURNING id INTO upload_id;
+    used_bytes := used_bytes + v_reserve;
+    outcome := 'reserved';
+    RETURN NEXT;
+END
+$$;
+
+-- Turns a finished upload into an object: the upload row goes (releasing its reservation) and the object row is
+-- inserted, or replaced when the upload was an upsert. Returns the object's id and whether it is new. Raises
+-- no_data_found when the upload no longer exists (abandoned and cleaned up) and unique_violation when an object
+-- appeared at a path the upload may not replace: the caller rolls back and removes the bytes it placed.
+CREATE OR REPLACE FUNCTION complete_storage_write(
+    p_organization_id uuid,
+    p_upload_id uuid,
+    p_sha256 text,
+    p_content_type text,
+    p_metadata jsonb)
+RETURNS TABLE (object_id uuid, created boolean)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_upload storage_uploads;
+    v_ttl interval;
+BEGIN
+    SELECT * INTO v_upload FROM storage_uploads u
+     WHERE u.organization_id = p_organization_id AND u.id = p_upload_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'storage upload % no longer exists', p_upload_id USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT b.object_ttl INTO v_ttl FROM storage_buckets b WHERE b.id = v_upload.bucket_id;
+
+    IF v_upload.upsert THEN
+        INSERT INTO storage_objects AS o (organization_id, bucket_id, path, size_bytes, content_type, sha256,
+                                          metadata, uploaded_by, expires_at)
+        VALUES (p_organization_id, v_upload.bucket_id, v_upload.path, v_upload.upload_length, p_content_type,
+                p_sha256, coalesce(p_metadata, '{}'::jsonb), v_upload.created_by, now() + v_ttl)
+        ON CONFLICT (organization_id, bucket_id, path) DO UPDATE
+            SET size_bytes = excluded.size_bytes, content_type = excluded.content_type, sha256 = excluded.sha256,
+                metadata = excluded.metadata, uploaded_by = excluded.uploaded_by, updated_at = now(),
+                expires_at = excluded.expires_at
+        RETURNING o.id, o.xmax = 0 INTO object_id, created;
+    ELSE
+        INSERT INTO storage_objects (organization_id, bucket_id, path, size_bytes, content_type, sha256, metadata,
+                                     uploaded_by, expires_at)
+        VALUES (p_organization_id, v_upload.bucket_id, v_upload.path, v_upload.upload_length, p_content_type,
+                p_sha256, coalesce(p_metadata, '{}'::jsonb), v_upload.created_by, now() + v_ttl)
+        RETURNING id, true INTO object_id, created;
+    END IF;
+
+    DELETE FROM storage_uploads u WHERE u.organization_id = p_organization_id AND u.id = p_upload_id;
+    RETURN NEXT;
+END
+$$;
+
+-- Deletes the named objects of one bucket and reports each path: 'deleted' (with the row's id and size),
+-- 'not_found', or 'busy' when an upload is writing to that path right now. The rows stay locked until the caller
+-- commits, which it does only after removing the bytes, so a new upload to a deleted path starts after the bytes
+-- are gone and never loses its own.
+CREATE OR REPLACE FUNCTION delete_storage_objects(p_organization_id uuid, p_bucket_id text, p_paths text[])
+RETURNS TABLE (path text, outcome text, object_id uuid, size_bytes bigint)
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    -- Lock first; look for uploads in a later statement, whose fresh snapshot sees any upload committed while we
+    -- waited for a lock.
+    PERFORM 1 FROM storage_objects o
+     WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = ANY (p_paths)
+       FOR UPDATE;
+    RETURN QUERY
+    WITH wanted AS (
+        SELECT DISTINCT w.path COLLATE "C" AS path FROM unnest(p_paths) AS w (path)
+    ), busy AS (
+        SELECT u.path FROM storage_uploads u
+         WHERE u.organization_id = p_organization_id AND u.bucket_id = p_bucket_id AND u.path = ANY (p_paths)
+    ), deleted AS (
+        DELETE FROM storage_objects o
+         WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = ANY (p_paths)
+           AND o.path NOT IN (SELECT b.path FROM busy b)
+        RETURNING o.path, o.id, o.size_bytes
+    )
+    SELECT w.path::text,
+           CASE WHEN d.id IS NOT NULL THEN 'deleted'
+                WHEN w.path IN (SELECT b.path FROM busy b) THEN 'busy'
+                ELSE 'not_found' END,
+           d.id, d.size_bytes
+      FROM wanted w LEFT JOIN deleted d ON d.path = w.path
+     ORDER BY w.path;
+END
+$$;
+
+-- Deletes up to p_limit expired objects of any organization and returns them, so the caller can remove their
+-- bytes before committing. Objects locked by another transaction or with an upload in flight are left for the
+-- next run.
+CREATE OR REPLACE FUNCTION take_expired_storage_objects(p_limit integer)
+RETURNS TABLE (organization_id uuid, bucket_id text, path text, size_bytes bigint)
+LANGUAGE sql VOLATILE
+AS $$
+    -- SKIP LOCKED passes over rows an upload is about to replace; an upload that locks a row after us waits for
+    -- our commit and then finds it gone.
+    DELETE FROM storage_objects o
+     USING (SELECT x.organization_id, x.id FROM storage_objects x
+             WHERE x.expires_at <= now()
+             ORDER BY x.expires_at
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED) e
+     WHERE o.organization_id = e.organization_id AND o.id = e.id
+       AND NOT EXISTS (SELECT 1 FROM storage_uploads u
+                        WHERE u.organization_id = o.organization_id AND u.bucket_id = o.bucket_id
+                          AND u.path = o.path)
+    RETURNING o.organization_id, o.bucket_id, o.path::text, o.size_bytes
+$$;

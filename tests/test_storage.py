@@ -1,0 +1,593 @@
+"""File storage on the local backend, end to end through the API: uploads, serving, signed and public links,
+quotas, isolation, thumbnails, failures, maintenance and reconcile."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image
+from psycopg import sql
+
+import storage
+from maintenance import Job, run_jobs
+from queries import q
+from storage import signing
+from storage.maintenance import delete_expired_temp_objects
+from tests import pg
+from tests.clerk_keys import ISSUER
+from tests.conftest import CLERK_KEY, _truncate_all, make_app, signed_in
+
+ACME = {"x-user-id": "user_acme", "x-user-org": "org_acme"}
+GLOBEX = {"x-user-id": "user_globex", "x-user-org": "org_globex"}
+MIGRATION = Path(__file__).resolve().parent.parent / "sql" / "migrations" / "0008_storage.sql"
+
+
+def seed_buckets(database_url: str) -> None:
+    """Put the buckets back as the migration seeds them: tests here lower limits, and the rows outlive a test."""
+    insert = re.search(r"INSERT INTO storage_buckets .*?;", MIGRATION.read_text(), re.S).group(0).rstrip(";")
+    with pg.connect(database_url) as conn:
+        conn.execute(insert + " ON CONFLICT (id) DO UPDATE SET public = excluded.public,"
+                     " file_size_limit = excluded.file_size_limit, allowed_mime_types = excluded.allowed_mime_types,"
+                     " object_ttl = excluded.object_ttl")
+
+
+class BufferedClient(FlaskClient):
+    """A test client that reads each response whole and closes it, as a WSGI server would close a file response."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+def storage_app_for(database_url: str, tmp_path: Path, **config):
+    seed_buckets(database_url)
+    settings = {"AUTH_DEV_HEADERS": True, "RATE_LIMIT_ENABLED": False, "STORAGE_LOCAL_DIR": str(tmp_path / "storage")}
+    app = make_app(database_url, **{**settings, **config})
+    app.test_client_class = BufferedClient
+    return app
+
+
+@pytest.fixture
+def storage_app(database_url, tmp_path):
+    app = storage_app_for(database_url, tmp_path)
+    yield app
+    app.extensions["db"].close()
+    _truncate_all(database_url)
+
+
+@pytest.fixture
+def client(storage_app):
+    return storage_app.test_client()
+
+
+def mp4(size: int = 4096, seed: int = 0) -> bytes:
+    header = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    return header + hashlib.sha256(str(seed).encode()).digest() * ((size - len(header)) // 32 + 1)
+
+
+def mp4_of(size: int, seed: int = 0) -> bytes:
+    return mp4(size, seed)[:size]
+
+
+def png(width: int = 40, height: int = 30, color=(200, 30, 30, 255)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def upload(client, bucket: str, path: str, data: bytes, headers=ACME, **kwargs):
+    return client.post(f"/api/storage/object/{bucket}/{path}", data=data, headers=headers,
+                       content_type=kwargs.pop("content_type", "application/octet-stream"), **kwargs)
+
+
+def org_id(db_conn, clerk_org: str = "org_acme"):
+    return db_conn.execute("SELECT id FROM organizations WHERE clerk_id = %s", (clerk_org,)).fetchone()["id"]
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_upload_streams_to_disk_and_downloads_the_same_bytes(client, storage_app, db_conn):
+    data = mp4_of(300_000)
+    # The client's type is ignored: the bytes say what they are.
+    response = upload(client, "videos", "proj_1/source/1700000000_intro.mp4", data, content_type="text/html")
+    assert response.status_code == 201, response.json
+    body = response.json["object"]
+    organization = str(org_id(db_conn))
+    assert body["content_type"] == "video/mp4"
+    assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["size"] == len(data)
+    assert body["key"] == f"{organization}/proj_1/source/1700000000_intro.mp4"
+    assert body["metadata"] == {"client_content_type": "text/html"}
+    root = Path(storage_app.config["STORAGE_LOCAL_DIR"])
+    assert files_under(root) == [f"buckets/videos/{organization}/proj_1/source/1700000000_intro.mp4"]
+
+    download = client.get("/api/storage/object/videos/proj_1/source/1700000000_intro.mp4", headers=ACME)
+    assert download.status_code == 200 and download.data == data
+    assert download.headers["Content-Type"] == "video/mp4"
+    assert download.headers["ETag"] == f'"{body["sha256"]}"'
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    info = client.get("/api/storage/object/info/videos/proj_1/source/1700000000_intro.mp4", headers=ACME).json
+    assert info == client.get(f"/api/storage/objects/{body['id']}", headers=ACME).json
+    assert info["size"] == len(data)
+
+
+def test_serving_supports_ranges_conditional_requests_and_download_names(client):
+    data = mp4_of(10_000)
+    upload(client, "videos", "p/clip.mp4", data)
+    url = "/api/storage/object/videos/p/clip.mp4"
+    part = client.get(url, headers={**ACME, "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.data == data[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+    tail = client.get(url, headers={**ACME, "Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.data == data[-10:]
+    outside = client.get(url, headers={**ACME, "Range": f"bytes={len(data)}-"})
+    assert outside.status_code == 416 and outside.headers["Content-Range"] == f"bytes */{len(data)}"
+    etag = client.get(url, headers=ACME).headers["ETag"]
+    assert client.get(url, headers={**ACME, "If-None-Match": etag}).status_code == 304
+
+    named = client.get(f"{url}?download=My%20clip.mp4", headers=ACME)
+    assert named.headers["Content-Disposition"].startswith('attachment; filename="My clip.mp4"')
+    bare = client.get(f"{url}?download", headers=ACME)
+    assert bare.headers["Content-Disposition"].startswith('attachment; filename="clip.mp4"')
+    hostile = client.get(f"{url}?download=..%2F..%2Fevil%22%0D%0ASet-Cookie:x.mp4", headers=ACME)
+    disposition = hostile.headers["Content-Disposition"]
+    assert "\r" not in disposition and "\n" not in disposition and "/" not in disposition.split(";")[1]
+    assert client.get(url, headers=ACME).headers["Content-Disposition"].startswith("inline")
+
+
+def test_an_existing_path_is_409_unless_upsert_is_asked(client):
+    path = "p/source/1_a.mp4"
+    assert upload(client, "videos", path, mp4_of(5000, 1)).status_code == 201
+    conflict = upload(client, "videos", path, mp4_of(5000, 2))
+    assert conflict.status_code == 409 and conflict.json["error"]["code"] == "object_exists"
+    assert client.get(f"/api/storage/object/videos/{path}", headers=ACME).data == mp4_of(5000, 1)
+
+    replaced = upload(client, "videos", path, mp4_of(6000, 3), headers={**ACME, "x-upsert": "true"})
+    assert replaced.status_code == 200 and replaced.json["object"]["size"] == 6000
+    assert upload(client, "videos", f"{path}?upsert=true", mp4_of(7000, 4)).status_code == 200
+    put = client.put(f"/api/storage/object/videos/{path}", data=mp4_of(8000, 5), headers=ACME)
+    assert put.status_code == 200
+    assert client.get(f"/api/storage/object/videos/{path}", headers=ACME).data == mp4_of(8000, 5)
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 8000
+
+
+class EndlessBody(io.RawIOBase):
+    """A request body that never ends, counting what the server read of it."""
+
+    def __init__(self, chunk: bytes) -> None:
+        self.chunk, self.read_bytes = chunk, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), len(self.chunk))
+        buffer[:n] = self.chunk[:n]
+        self.read_bytes += n
+        return n
+
+
+def test_the_size_limit_is_enforced_while_streaming_and_nothing_is_kept(client, storage_app, db_conn):
+    db_conn.execute("UPDATE storage_buckets SET file_size_limit = 3000000 WHERE id = 'temp'")
+    declared = upload(client, "temp", "big.bin", b"x" * 3_000_001)
+    assert declared.status_code == 413 and declared.json["error"]["code"] == "payload_too_large"
+
+    # No Content-Length (chunked): refused as soon as the limit is crossed, not after reading everything.
+    body = EndlessBody(b"y" * 65536)
+    response = client.post("/api/storage/object/temp/endless.bin", headers=ACME, environ_overrides={
+        "wsgi.input": io.BufferedReader(body), "wsgi.input_terminated": True})
+    assert response.status_code == 413
+    assert 3_000_000 < body.read_bytes <= 3_000_000 + 2 * storage.CHUNK_BYTES
+    root = Path(storage_app.config["STORAGE_LOCAL_DIR"])
+    assert files_under(root) == []
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_objects").fetchone()["n"] == 0
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize("bucket, data, expected", [
+    ("videos", png(), 415),
+    ("videos", b"just some text", 415),
+    ("brand-kits", b"plain words, not an image", 415),
+    ("brand-kits", b'{"colors": ["#fff"', 415),  # starts like JSON, is not
+    ("brand-kits", b'{"colors": ["#ffffff"]}', 201),
+    ("brand-kits", b"wOF2" + bytes(60), 201),
+    ("thumbnails", b"GIF89a" + bytes(40), 415),  # an image, but not one the thumbnails bucket takes
+    ("temp", b"\x00\x01anything at all", 201),
+])
+def test_types_are_decided_by_sniffing_the_content(client, bucket, data, expected):
+    response = upload(client, bucket, "kit/item", data, content_type="image/png")
+    assert response.status_code == expected, response.json
+    if expected == 415:
+        assert response.json["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("path", [
+    "a/%2E%2E/%2E%2E/etc/passwd", "%2E%2E/x", "a/./b", "a%5Cb.txt", "a%00b.txt", "a%07b.txt", "a%0Ab.txt",
+    "C:%5Cwindows", "a//b", "folder/",
+])
+def test_traversal_and_unsafe_paths_are_refused(client, path):
+    response = upload(client, "temp", path, b"data")
+    # 308: werkzeug merges the double slash (the path then fails elsewhere); 404: routing refuses a newline.
+    assert response.status_code in (422, 308, 404), response.json
+    if response.status_code == 422:
+        assert response.json["error"]["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize("prefix", ["/etc/passwd", "../x", "a\\b", "a\x00b"])
+def test_paths_in_json_bodies_are_checked_too(client, prefix):
+    response = client.delete("/api/storage/object/temp", json={"prefixes": [prefix]}, headers=ACME)
+    assert response.status_code == 422
+
+
+def test_names_are_sanitised_into_a_safe_key(client):
+    response = upload(client, "temp", "Résumé (final)*.txt", b"text")
+    assert response.status_code == 201
+    assert response.json["object"]["path"] == "Resume (final)_.txt"
+
+
+def _tiny_plan(db_conn, clerk_org: str, quota: int) -> None:
+    db_conn.execute("INSERT INTO plans (id, name, requests_per_minute, storage_quota_bytes) VALUES"
+                    " ('test_storage_tiny', 'Tiny', 60, %s) ON CONFLICT (id) DO UPDATE"
+                    " SET storage_quota_bytes = excluded.storage_quota_bytes", (quota,))
+    db_conn.execute("UPDATE subscriptions SET plan_id = 'test_storage_tiny' WHERE organization_id = %s",
+                    (org_id(db_conn, clerk_org),))
+
+
+def test_the_plan_quota_refuses_uploads_and_warns_from_80_percent(client, db_conn):
+    client.get("/api/storage/usage", headers=ACME)  # signs in: creates the organization
+    _tiny_plan(db_conn, "org_acme", 10_000)
+    first = upload(client, "temp", "a.bin", b"a" * 7000)
+    assert first.status_code == 201 and first.json["quota"]["warning"] is None
+    assert "X-Storage-Quota-Warning" not in first.headers
+    second = upload(client, "temp", "b.bin", b"b" * 1500)
+    assert second.status_code == 201
+    assert second.json["quota"] == {"used_bytes": 8500, "limit_bytes": 10_000, "percent": 85.0,
+                                    "warning": second.headers["X-Storage-Quota-Warning"]}
+    assert "85% full" in second.json["quota"]["warning"]
+    refused = upload(client, "temp", "c.bin", b"c" * 2000)
+    assert refused.status_code == 402 and refused.json["error"]["code"] == "storage_quota_exceeded"
+    assert "1.5 KB" in refused.json["error"]["message"] and "upgrade" in refused.json["error"]["message"]
+    # Without a Content-Length the early check cannot help; the reservation still refuses.
+    chunked = client.post("/api/storage/object/temp/d.bin", headers=ACME, environ_overrides={
+        "wsgi.input": io.BytesIO(b"d" * 2000), "wsgi.input_terminated": True})
+    assert chunked.status_code == 402
+    # Replacing an object only needs the growth.
+    assert upload(client, "temp", "a.bin?upsert=true", b"A" * 8000).status_code == 200
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 9500
+
+
+def test_the_quota_holds_under_concurrent_uploads(storage_app, db_conn):
+    client = storage_app.test_client()
+    client.get("/api/storage/usage", headers=ACME)
+    _tiny_plan(db_conn, "org_acme", 10_000)
+    barrier = threading.Barrier(8)
+
+    def send(n: int) -> int:
+        barrier.wait()
+        return upload(storage_app.test_client(), "temp", f"race/{n}.bin", bytes([n]) * 3000).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, range(8)))
+    assert sorted(statuses) == [201] * 3 + [402] * 5
+    usage = db_conn.execute("SELECT object_bytes, reserved_bytes FROM storage_usage").fetchone()
+    assert usage == {"object_bytes": 9000, "reserved_bytes": 0}
+    assert db_conn.execute("SELECT sum(size_bytes) AS s FROM storage_objects").fetchone()["s"] == 9000
+
+
+def test_listing_by_prefix_pages_with_a_keyset_cursor(client):
+    for name in ("e", "a", "c", "b", "d"):
+        upload(client, "temp", f"proj1/{name}.txt", name.encode())
+    upload(client, "temp", "proj10/x.txt", b"x")
+    upload(client, "temp", "proj2/y.txt", b"y")
+    seen, cursor = [], None
+    while True:
+        query = "prefix=proj1/&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/api/storage/buckets/temp/objects?{query}", headers=ACME).json
+        seen.append([item["path"] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [["proj1/a.txt", "proj1/b.txt"], ["proj1/c.txt", "proj1/d.txt"], ["proj1/e.txt"]]
+    everything = client.get("/api/storage/buckets/temp/objects?prefix=proj1", headers=ACME).json["items"]
+    assert len(everything) == 6  # proj1/... and proj10/...
+    bad = client.get("/api/storage/buckets/temp/objects?cursor=garbage", headers=ACME)
+    assert bad.status_code == 422
+
+
+def test_delete_one_by_path_or_id_and_many_at_once(client, storage_app):
+    ids = {name: upload(client, "temp", f"d/{name}", name.encode()).json["object"]["id"] for name in "abcd"}
+    assert client.delete("/api/storage/object/temp/d/a", headers=ACME).json["deleted"] is True
+    assert client.delete("/api/storage/object/temp/d/a", headers=ACME).status_code == 404
+    assert client.delete(f"/api/storage/objects/{ids['b']}", headers=ACME).status_code == 200
+    many = client.delete("/api/storage/object/temp", json={"prefixes": ["d/c", "d/d", "d/missing"]}, headers=ACME)
+    assert many.json["deleted"] == 2
+    assert {r["path"]: r["outcome"] for r in many.json["results"]} == {
+        "d/c": "deleted", "d/d": "deleted", "d/missing": "not_found"}
+    assert files_under(Path(storage_app.config["STORAGE_LOCAL_DIR"]) / "buckets") == []
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
+
+
+def test_another_organization_sees_nothing_and_touches_nothing(client, storage_app):
+    created = upload(client, "videos", "p/secret.mp4", mp4_of(5000)).json["object"]
+    path_url = "/api/storage/object/videos/p/secret.mp4"
+    assert client.get(path_url, headers=GLOBEX).status_code == 404
+    assert client.get("/api/storage/object/info/videos/p/secret.mp4", headers=GLOBEX).status_code == 404
+    assert client.get(f"/api/storage/objects/{created['id']}", headers=GLOBEX).status_code == 404
+    assert client.delete(f"/api/storage/objects/{created['id']}", headers=GLOBEX).status_code == 404
+    assert client.delete(path_url, headers=GLOBEX).status_code == 404
+    assert client.post("/api/storage/object/sign/videos/p/secret.mp4", headers=GLOBEX).status_code == 404
+    assert client.get("/api/storage/buckets/videos/objects", headers=GLOBEX).json["items"] == []
+    # The same relative path is a different object in the other organization's folder.
+    assert upload(client, "videos", "p/secret.mp4", mp4_of(6000, 9), headers=GLOBEX).status_code == 201
+    assert client.get(path_url, headers=ACME).data == mp4_of(5000)
+
+    # A signed link cannot be bent to another bucket or another organization's key.
+    signed = client.post("/api/storage/object/sign/videos/p/secret.mp4", headers=ACME).json["signed_url"]
+    parts = urlsplit(signed)
+    globex_key = client.get("/api/storage/object/info/videos/p/secret.mp4", headers=GLOBEX).json["key"]
+    for forged in (parts.path.replace("/signed/videos/", "/signed/temp/"),
+                   parts.path.replace(created["key"], globex_key)):
+        assert client.get(f"{forged}?{parts.query}").status_code == 403
+
+
+def test_signed_links_expire_and_cannot_be_tampered_with(client, storage_app):
+    data = mp4_of(5000)
+    created = upload(client, "videos", "p/v.mp4", data).json["object"]
+    response = client.post("/api/storage/object/sign/videos/p/v.mp4", headers=ACME, json={"download": "v.mp4"})
+    assert response.status_code == 200
+    assert response.json["expires_at"]
+    link = urlsplit(response.json["signed_url"])
+    assert link.path == f"/api/storage/signed/videos/{created['key']}"
+    fetched = client.get(f"{link.path}?{link.query}")  # no session needed
+    assert fetched.status_code == 200 and fetched.data == data
+    assert fetched.headers["Content-Disposition"].startswith("attachment")
+    ranged = client.get(f"{link.path}?{link.query}", headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.data == data[:10]
+
+    query = dict(pair.split("=", 1) for pair in link.query.split("&"))
+    expires, token = int(query["expires"]), query["token"]
+    assert abs(expires - time.time() - 3600) < 30
+    tampered = client.get(f"{link.path}?expires={expires + 3600}&token={token}")
+    assert tampered.status_code == 403 and tampered.json["error"]["code"] == "invalid_signature"
+    assert client.get(f"{link.path}?expires={expires}&token={token[:-2]}AA").status_code == 403
+    assert client.get(f"{link.path}?expires={expires}").status_code == 403
+    old, _expires = signing.signed_path("test-secret-key", "videos", created["key"], 60, now=time.time() - 120)
+    expired = client.get(old)
+    assert expired.status_code == 403 and expired.json["error"]["code"] == "link_expired"
+
+    client.delete("/api/storage/object/videos/p/v.mp4", headers=ACME)
+    assert client.get(f"{link.path}?{link.query}").status_code == 404
+
+
+def test_signed_link_lifetime_is_validated(client):
+    upload(client, "temp", "f.txt", b"x")
+    assert client.post("/api/storage/object/sign/temp/f.txt", json={"expires_in": 0}, headers=ACME).status_code == 422
+    ok = client.post("/api/storage/object/sign/temp/f.txt", json={"expires_in": 120}, headers=ACME)
+    assert abs(int(re.search(r"expires=(\d+)", ok.json["signed_url"]).group(1)) - time.time() - 120) < 5
+
+
+def test_public_buckets_get_stable_cacheable_links(client):
+    created = upload(client, "thumbnails", "p/c1_thumb.png", png()).json["object"]
+    link = urlsplit(created["public_url"])
+    assert link.query == f"v={created['sha256'][:16]}"
+    fetched = client.get(f"{link.path}?{link.query}")
+    assert fetched.status_code == 200 and fetched.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert client.get(link.path).headers["Cache-Control"] == "public, max-age=300"
+    private = upload(client, "temp", "p/x.txt", b"x").json["object"]
+    assert "public_url" not in private
+    assert client.get(f"/api/storage/public/temp/{private['key']}").status_code == 404
+    assert client.get("/api/storage/public/thumbnails/not-an-org/x.png").status_code == 404
+
+
+def test_images_for_a_brand_kit_or_a_project_get_a_thumbnail(client):
+    response = upload(client, "brand-kits", "logos/acme.png", png(1200, 800))
+    assert response.status_code == 201, response.json
+    thumb = response.json["thumbnail"]["object"]
+    assert (thumb["bucket"], thumb["path"], thumb["content_type"]) == (
+        "thumbnails", "brand-kits/logos/acme_thumb.jpg", "image/jpeg")
+    assert response.json["object"]["metadata"]["thumbnail"] == {"bucket": "thumbnails",
+                                                                "path": "brand-kits/logos/acme_thumb.jpg"}
+    image = Image.open(io.BytesIO(client.get(urlsplit(thumb["public_url"]).path).data))
+    assert image.format == "JPEG" and image.size == (320, 213)
+
+    project = upload(client, "temp", "proj_9/frames/f1.png?project_id=proj_9", png(100, 400))
+    assert project.json["thumbnail"]["object"]["path"] == "proj_9/f1_thumb.jpg"
+    assert upload(client, "temp", "loose.png", png()).json["thumbnail"] is None
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    data = bytearray(png(2, 2))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def test_a_decompression_bomb_is_stored_but_gets_no_thumbnail(client):
+    response = upload(client, "brand-kits", "logos/bomb.png", _png_claiming(100_000, 100_000))
+    assert response.status_code == 201
+    assert "error" in response.json["thumbnail"]
+    assert client.get("/api/storage/buckets/thumbnails/objects", headers=ACME).json["items"] == []
+
+
+def test_a_failed_placement_leaves_neither_bytes_nor_metadata(client, storage_app, db_conn, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)  # the rename that turns the staged body into the object
+    response = upload(client, "temp", "x.bin", b"x" * 100)
+    monkeypatch.undo()
+    assert response.status_code == 503 and response.json["error"]["code"] == "storage_unavailable"
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_objects").fetchone()["n"] == 0
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+    assert db_conn.execute("SELECT coalesce(sum(object_bytes + reserved_bytes), 0) AS n"
+                           " FROM storage_usage").fetchone()["n"] == 0
+    assert files_under(Path(storage_app.config["STORAGE_LOCAL_DIR"])) == []
+
+
+def test_a_failed_commit_rolls_the_bytes_back(client, storage_app, db_conn, monkeypatch):
+    assert upload(client, "temp", "keep.bin", b"version one").status_code == 201
+    # The commit step fails (whichever status the app gives that): the write must leave nothing behind.
+    monkeypatch.setattr(q.storage, "complete_storage_write", "SELECT 1 / 0 AS object_id")
+    assert upload(client, "temp", "new.bin", b"never").status_code not in (200, 201)
+    assert upload(client, "temp", "keep.bin?upsert=true", b"version two").status_code not in (200, 201)
+    monkeypatch.undo()
+    assert client.get("/api/storage/object/temp/keep.bin", headers=ACME).data == b"version one"
+    root = Path(storage_app.config["STORAGE_LOCAL_DIR"])
+    organization = org_id(db_conn)
+    assert files_under(root) == [f"buckets/temp/{organization}/keep.bin"]
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == len(b"version one")
+
+
+def test_org_stats_count_stored_bytes(client, db_conn):
+    upload(client, "temp", "a", b"a" * 10)
+    upload(client, "temp", "b", b"b" * 32)
+    stats = db_conn.execute("SELECT get_org_stats(%s) AS s", (org_id(db_conn),)).fetchone()["s"]
+    assert stats["storage_bytes"] == 42
+
+
+def test_maintenance_removes_expired_temp_objects_and_undoes_abandoned_uploads(client, storage_app, db_conn,
+                                                                               database_url):
+    upload(client, "temp", "old.bin", b"old")
+    upload(client, "temp", "fresh.bin", b"fresh")
+    assert upload(client, "videos", "p/kept.mp4", mp4_of(3000, 1)).status_code == 201
+    organization = org_id(db_conn)
+    root = Path(storage_app.config["STORAGE_LOCAL_DIR"])
+    assert client.get("/api/storage/object/info/temp/old.bin", headers=ACME).json["expires_at"]
+    db_conn.execute("UPDATE storage_objects SET expires_at = now() - interval '1 minute' WHERE path = 'old.bin'")
+
+    # A process died after placing bytes: one write replaced p/kept.mp4 (its old version kept aside), another
+    # placed a new object; neither committed.
+    backend = storage_app.extensions["storage"]
+    crashed = {}
+    for path, upsert in (("p/kept.mp4", True), ("p/never.mp4", False)):
+        crashed[path] = db_conn.execute(
+            "INSERT INTO storage_uploads (organization_id, bucket_id, path, kind, upload_length, upsert, expires_at)"
+            " VALUES (%s, 'videos', %s, 'direct', 3000, %s, now() - interval '1 second') RETURNING id",
+            (organization, path, upsert)).fetchone()["id"]
+        staged = root / "staging" / f"crash-{path.replace('/', '_')}"
+        staged.write_bytes(mp4_of(3000, 7))
+        backend.place("videos", f"{organization}/{path}", staged, "video/mp4", replace=upsert, token=str(crashed[path]))
+    tus_part = backend.upload_part_path("00000000-0000-0000-0000-000000000001")
+    tus_part.write_bytes(b"partial")
+    db_conn.execute("INSERT INTO storage_uploads (organization_id, id, bucket_id, path, kind, upload_length,"
+                    " expires_at) VALUES (%s, '00000000-0000-0000-0000-000000000001', 'temp', 'tus.bin', 'tus', 99,"
+                    " now() - interval '1 second')", (organization,))
+
+    with storage_app.app_context(), pg.connect(database_url) as conn:
+        results = run_jobs(conn, [Job("storage-expired-objects", delete_expired_temp_objects)])
+    [(name, outcome, summary)] = results
+    assert outcome == "done", summary
+    assert summary.startswith("deleted 1 expired objects (3 bytes) and 3 abandoned uploads")
+    assert "restored 1 replaced objects, removed 1 orphans" in summary
+    assert client.get("/api/storage/object/info/temp/old.bin", headers=ACME).status_code == 404
+    assert client.get("/api/storage/object/videos/p/kept.mp4", headers=ACME).data == mp4_of(3000, 1)
+    assert files_under(root) == sorted([f"buckets/temp/{organization}/fresh.bin",
+                                        f"buckets/videos/{organization}/p/kept.mp4"])
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+    assert db_conn.execute("SELECT reserved_bytes FROM storage_usage").fetchone()["reserved_bytes"] == 0
+
+
+def test_reconcile_finds_and_repairs_orphans_on_both_sides(client, storage_app, db_conn):
+    upload(client, "temp", "good.bin", b"good")
+    upload(client, "temp", "lost.bin", b"lost")
+    upload(client, "temp", "grown.bin", b"grown")
+    organization = org_id(db_conn)
+    root = Path(storage_app.config["STORAGE_LOCAL_DIR"])
+    objects = root / "buckets" / "temp" / str(organization)
+    (objects / "lost.bin").unlink()
+    (objects / "grown.bin").write_bytes(b"grown a lot")
+    (objects / "stray.bin").write_bytes(b"no metadata")
+    (root / "staging" / "body-dead").write_bytes(b"from a crashed request")
+    runner = storage_app.test_cli_runner()
+
+    dry = runner.invoke(args=["storage", "reconcile", "--dry-run", "--grace-minutes", "0"])
+    assert dry.exit_code == 0, dry.output
+    assert re.search(r"temp\s+object_without_metadata\s+would repair\s+\S+/stray.bin", dry.output)
+    assert re.search(r"temp\s+metadata_without_object\s+would repair\s+\S+/lost.bin", dry.output)
+    assert re.search(r"temp\s+size_mismatch\s+left alone\s+\S+/grown.bin", dry.output)
+    assert "stale_work_file" in dry.output and "(dry run: nothing changed)" in dry.output
+    assert (objects / "stray.bin").exists()
+
+    fixed = runner.invoke(args=["storage", "reconcile", "--grace-minutes", "0"])
+    assert fixed.exit_code == 0, fixed.output
+    assert not (objects / "stray.bin").exists() and not (root / "staging" / "body-dead").exists()
+    assert client.get("/api/storage/object/info/temp/lost.bin", headers=ACME).status_code == 404
+    assert client.get("/api/storage/object/temp/good.bin", headers=ACME).data == b"good"
+    again = runner.invoke(args=["storage", "reconcile", "--grace-minutes", "0"])
+    assert again.output.splitlines()[-1] == "1 findings"  # only the size mismatch, which needs a person
+
+    (objects / "young.bin").write_bytes(b"just placed")
+    young = runner.invoke(args=["storage", "reconcile"])
+    assert "young.bin" not in young.output and (objects / "young.bin").exists()
+
+
+def test_sync_buckets_on_the_local_backend_makes_their_folders(storage_app):
+    result = storage_app.test_cli_runner().invoke(args=["storage", "sync-buckets"])
+    assert result.exit_code == 0, result.output
+    assert {line.split()[0] for line in result.output.splitlines()} == {"brand-kits", "temp", "thumbnails", "videos"}
+    assert (Path(storage_app.config["STORAGE_LOCAL_DIR"]) / "buckets" / "videos").is_dir()
+
+
+def test_buckets_are_listed_with_their_rules(client):
+    buckets = {b["id"]: b for b in client.get("/api/storage/buckets", headers=ACME).json["buckets"]}
+    assert buckets["videos"] == {"id": "videos", "public": False, "file_size_limit": 500 * 1024 * 1024,
+                                 "allowed_mime_types": ["video/*"], "object_ttl_seconds": None}
+    assert buckets["thumbnails"]["public"] is True
+    assert buckets["thumbnails"]["allowed_mime_types"] == ["image/jpeg", "image/png", "image/webp"]
+    assert buckets["brand-kits"]["allowed_mime_types"] == ["image/*", "font/*", "application/json"]
+    assert buckets["temp"]["object_ttl_seconds"] == 24 * 3600
+    assert client.get("/api/storage/object/nope/x", headers=ACME).status_code == 404
+
+
+def test_storage_needs_a_session_except_for_links(database_url, tmp_path):
+    app = storage_app_for(database_url, tmp_path, CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER,
+                          AUTH_DEV_HEADERS=False)
+    try:
+        client = app.test_client()
+        assert client.post("/api/storage/object/temp/a.txt", data=b"x").status_code == 401
+        assert client.get("/api/storage/buckets").status_code == 401
+        created = client.post("/api/storage/object/temp/a.txt", data=b"x", headers=signed_in()).json["object"]
+        link = client.post("/api/storage/object/sign/temp/a.txt", headers=signed_in()).json["signed_url"]
+        assert client.get(urlsplit(link).path + "?" + urlsplit(link).query).data == b"x"
+        assert created["uploaded_by"]
+    finally:
+        app.extensions["db"].close()
+        _truncate_all(database_url)
+
+
+def test_no_staging_files_outlive_a_request(client, storage_app):
+    upload(client, "temp", "a.bin", os.urandom(2_500_000))
+    upload(client, "videos", "p/x.mp4", png())
+    assert list((Path(storage_app.config["STORAGE_LOCAL_DIR"]) / "staging").iterdir()) == []
+
+
+def test_row_level_security_confines_the_storage_tables(client, storage_app, db_conn):
+    upload(client, "temp", "a.txt", b"acme")
+    upload(client, "temp", "b.txt", b"globex", headers=GLOBEX)
+    acme, globex = org_id(db_conn), org_id(db_conn, "org_globex")
+    db = storage_app.extensions["db"]
+    with db.connection() as conn:
+        with db.tenant_transaction(acme, conn) as tx:
+            for table in ("storage_objects", "storage_usage"):
+                query = sql.SQL("SELECT organization_id FROM {}").format(sql.Identifier(table))
+                seen = {r["organization_id"] for r in tx.execute(query)}
+                assert seen == {acme}, table
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), db.tenant_transaction(acme, conn) as tx:
+            tx.execute("INSERT INTO storage_objects (organization_id, bucket_id, path, size_bytes, content_type,"
+                       " sha256) VALUES (%s, 'temp', 'sneaky', 1, 'text/plain', repeat('0', 64))", (globex,))

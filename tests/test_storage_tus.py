@@ -1,0 +1,252 @@
+"""Resumable uploads over tus 1.0: the real tuspy client against a live server, and the protocol's edges."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import socket
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+from tusclient.client import TusClient
+from tusclient.storage.interface import Storage
+from werkzeug.serving import make_server
+
+from tests.conftest import _truncate_all
+from tests.test_storage import ACME, GLOBEX, mp4_of, png, storage_app_for
+
+ENDPOINT = "/api/storage/upload/resumable"
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+@pytest.fixture
+def storage_app(database_url, tmp_path):
+    app = storage_app_for(database_url, tmp_path)
+    yield app
+    app.extensions["db"].close()
+    _truncate_all(database_url)
+
+
+@pytest.fixture
+def client(storage_app):
+    return storage_app.test_client()
+
+
+@pytest.fixture
+def live_url(storage_app):
+    """The app served over real HTTP on a free localhost port, in a thread."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, storage_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+class MemoryUrlStorage(Storage):
+    """Where tuspy remembers upload URLs between runs (its own FileStorage needs tinydb)."""
+
+    def __init__(self) -> None:
+        self.urls: dict[str, str] = {}
+
+    def get_item(self, key):
+        return self.urls.get(key)
+
+    def set_item(self, key, value):
+        self.urls[key] = value
+
+    def remove_item(self, key):
+        self.urls.pop(key, None)
+
+
+class KeptOpen(io.BytesIO):
+    """The file to upload. tuspy opens files by path without closing them, and closes a stream it fingerprints;
+    the test owns this one."""
+
+    def close(self) -> None:
+        pass
+
+
+def metadata(bucket: str, name: str, **extra) -> str:
+    pairs = {"bucketName": bucket, "objectName": name, **extra}
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+def test_tuspy_uploads_a_video_in_chunks(live_url, client):
+    data = mp4_of(700_000, 5)
+    tus = TusClient(f"{live_url}{ENDPOINT}", headers=ACME)
+    uploader = tus.uploader(file_stream=KeptOpen(data), chunk_size=128 * 1024, metadata={
+        "bucketName": "videos", "objectName": "proj_1/source/1700000000_video.mp4", "contentType": "video/mp4"})
+    uploader.upload()
+    assert uploader.offset == len(data)
+    info = client.get("/api/storage/object/info/videos/proj_1/source/1700000000_video.mp4", headers=ACME).json
+    assert (info["size"], info["sha256"], info["content_type"]) == (
+        len(data), hashlib.sha256(data).hexdigest(), "video/mp4")
+    assert info["metadata"]["client_content_type"] == "video/mp4"
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == len(data)
+
+
+def _broken_patch(live_url: str, upload_url: str, offset: int, body: bytes, send: int) -> dict:
+    """A PATCH announcing len(body) bytes that sends only `send` of them, then hangs up; returns the response
+    headers the server still managed to send."""
+    address = urlsplit(live_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        head = (f"PATCH {urlsplit(upload_url).path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+                f"Upload-Offset: {offset}\r\nContent-Length: {len(body)}\r\n"
+                f"x-user-id: {ACME['x-user-id']}\r\nx-user-org: {ACME['x-user-org']}\r\n\r\n")
+        sock.sendall(head.encode() + body[:send])
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    lines = reply.decode("latin-1").split("\r\n\r\n")[0].split("\r\n")
+    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+
+
+def test_an_upload_resumes_after_a_broken_transfer(live_url, client):
+    data = mp4_of(600_000, 8)
+    urls = MemoryUrlStorage()
+    tus = TusClient(f"{live_url}{ENDPOINT}", headers=ACME)
+    meta = {"bucketName": "videos", "objectName": "p/source/1_clip.mp4"}
+
+    first = tus.uploader(file_stream=KeptOpen(data), chunk_size=100_000, metadata=meta, store_url=True, url_storage=urls)
+    first.upload(stop_at=200_000)  # the client stops here (closed laptop, lost network)
+    assert first.offset == 200_000
+    # The next PATCH breaks off mid-body: what arrived is kept.
+    reply = _broken_patch(live_url, first.url, 200_000, data[200_000:400_000], send=50_000)
+    assert reply["upload-offset"] == "250000"
+
+    # A new uploader (another process) finds the stored URL, asks the offset and sends the rest.
+    second = tus.uploader(file_stream=KeptOpen(data), chunk_size=100_000, metadata=meta, store_url=True, url_storage=urls)
+    assert (second.url, second.offset) == (first.url, 250_000)
+    second.upload()
+    info = client.get("/api/storage/object/info/videos/p/source/1_clip.mp4", headers=ACME).json
+    assert info["sha256"] == hashlib.sha256(data).hexdigest() and info["size"] == len(data)
+    assert client.head(urlsplit(first.url).path, headers={**ACME, **TUS}).status_code == 404  # finished
+
+
+def _create(client, length: int, meta: str, headers=ACME, **extra):
+    return client.post(ENDPOINT, headers={**headers, **TUS, "Upload-Length": str(length), "Upload-Metadata": meta,
+                                          **extra})
+
+
+def _patch(client, location: str, offset: int, body: bytes, headers=ACME, **extra):
+    return client.patch(urlsplit(location).path, data=body, headers={
+        **headers, **TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream", **extra})
+
+
+def test_options_describes_the_server_without_a_session(client):
+    response = client.options(ENDPOINT)
+    assert response.status_code == 204
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) == {"creation", "termination", "expiration"}
+    assert int(response.headers["Tus-Max-Size"]) == 500 * 1024 * 1024
+
+
+def test_creation_head_patch_and_termination(client, db_conn):
+    assert client.post(ENDPOINT, headers={**ACME, "Upload-Length": "10"}).status_code == 412
+    assert _create(client, 10, metadata("temp", "a.bin"), **{"Upload-Length": "ten"}).status_code == 400
+    assert _create(client, 10, "bucketName !!!").status_code == 400
+    assert _create(client, 10, metadata("temp", "")).status_code == 422
+    assert _create(client, 10, metadata("temp", "../escape")).status_code == 422
+    assert _create(client, 10, metadata("nope", "a.bin")).status_code == 404
+    assert _create(client, 600 * 1024 * 1024, metadata("videos", "huge.mp4")).status_code == 413
+
+    data = b"0123456789" * 1000
+    created = _create(client, len(data), metadata("temp", "t/file.bin"))
+    assert created.status_code == 201 and created.headers["Tus-Resumable"] == "1.0.0"
+    location, expires = created.headers["Location"], created.headers["Upload-Expires"]
+    assert location.startswith("http://localhost/api/storage/upload/resumable/") and expires.endswith("GMT")
+    # The bytes are reserved against the quota from the start.
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == len(data)
+
+    head = client.head(urlsplit(location).path, headers={**ACME, **TUS})
+    assert (head.status_code, head.headers["Upload-Offset"], head.headers["Upload-Length"]) == (200, "0", "10000")
+    assert head.headers["Cache-Control"] == "no-store"
+    assert client.head(urlsplit(location).path, headers={**GLOBEX, **TUS}).status_code == 404
+    assert _patch(client, location, 0, data[:10], headers=GLOBEX).status_code == 404
+
+    wrong_type = _patch(client, location, 0, data[:10], **{"Content-Type": "application/octet-stream"})
+    assert wrong_type.status_code == 415
+    assert _patch(client, location, 0, data[:4000]).headers["Upload-Offset"] == "4000"
+    mismatch = _patch(client, location, 0, data[:10])
+    assert mismatch.status_code == 409 and mismatch.headers["Upload-Offset"] == "4000"
+    assert _patch(client, location, 4000, data[4000:] + b"extra").status_code == 413
+    assert client.head(urlsplit(location).path, headers={**ACME, **TUS}).headers["Upload-Offset"] == "4000"
+
+    assert client.delete(urlsplit(location).path, headers={**ACME, **TUS}).status_code == 204
+    assert client.head(urlsplit(location).path, headers={**ACME, **TUS}).status_code == 404
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
+
+
+def test_a_finished_upload_is_an_object_and_answers_with_its_id(client):
+    data = png(64, 64)
+    created = _create(client, len(data), metadata("brand-kits", "logos/mark.png"))
+    done = _patch(client, created.headers["Location"], 0, data)
+    assert done.status_code == 204 and done.headers["Upload-Offset"] == str(len(data))
+    info = client.get(f"/api/storage/objects/{done.headers['X-Storage-Object-Id']}", headers=ACME).json
+    assert (info["path"], info["content_type"]) == ("logos/mark.png", "image/png")
+    assert info["metadata"]["thumbnail"]["path"] == "brand-kits/logos/mark_thumb.jpg"
+
+
+def test_content_the_bucket_refuses_ends_the_upload(client, db_conn):
+    data = png(200, 200) + bytes(20_000)
+    created = _create(client, len(data), metadata("videos", "p/not-a-video.mp4"))
+    refused = _patch(client, created.headers["Location"], 0, data)
+    assert refused.status_code == 415
+    assert client.head(urlsplit(created.headers["Location"]).path, headers={**ACME, **TUS}).status_code == 404
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+
+
+def test_an_existing_object_needs_upsert_and_a_busy_path_is_409(client):
+    client.post("/api/storage/object/temp/x.bin", data=b"first", headers=ACME)
+    conflict = _create(client, 6, metadata("temp", "x.bin"))
+    assert conflict.status_code == 409 and conflict.json["error"]["code"] == "object_exists"
+    replacing = _create(client, 6, metadata("temp", "x.bin"), **{"x-upsert": "true"})
+    assert replacing.status_code == 201
+    busy = _create(client, 6, metadata("temp", "x.bin", upsert="true"))
+    assert busy.status_code == 409 and busy.json["error"]["code"] == "upload_in_progress"
+    assert client.delete("/api/storage/object/temp/x.bin", headers=ACME).status_code == 409
+    assert _patch(client, replacing.headers["Location"], 0, b"second").status_code == 204
+    assert client.get("/api/storage/object/temp/x.bin", headers=ACME).data == b"second"
+
+
+def test_expired_and_locked_uploads(client, db_conn):
+    created = _create(client, 100, metadata("temp", "slow.bin"))
+    path = urlsplit(created.headers["Location"]).path
+    db_conn.execute("UPDATE storage_uploads SET lease_expires_at = now() + interval '1 minute'")
+    assert _patch(client, created.headers["Location"], 0, b"x").status_code == 423
+    db_conn.execute("UPDATE storage_uploads SET lease_expires_at = NULL, expires_at = now() - interval '1 second'")
+    assert client.head(path, headers={**ACME, **TUS}).status_code == 410
+    assert _patch(client, created.headers["Location"], 0, b"x").status_code == 410
+
+
+def test_an_empty_file_is_stored_at_creation(client):
+    created = _create(client, 0, metadata("temp", "empty.txt"))
+    assert created.status_code == 201
+    info = client.get("/api/storage/object/info/temp/empty.txt", headers=ACME).json
+    assert (info["size"], info["sha256"]) == (0, hashlib.sha256(b"").hexdigest())
+    assert _create(client, 0, metadata("videos", "empty.mp4")).status_code == 415
+
+
+def test_chunks_of_an_admitted_upload_do_not_spend_the_request_rate(database_url, tmp_path, db_conn):
+    app = storage_app_for(database_url, tmp_path, RATE_LIMIT_ENABLED=True)
+    try:
+        client = app.test_client()
+        client.get("/api/storage/usage", headers=ACME)
+        db_conn.execute("INSERT INTO plans (id, name, requests_per_minute) VALUES ('test_storage_slow', 'Slow', 3)"
+                        " ON CONFLICT (id) DO NOTHING")
+        db_conn.execute("UPDATE subscriptions SET plan_id = 'test_storage_slow'")
+        created = _create(client, 10, metadata("temp", "slow.bin"))
+        assert created.status_code == 201
+        statuses = [_patch(client, created.headers["Location"], n, b"x").status_code for n in range(10)]
+        assert statuses == [204] * 10
+        limited = [client.get("/api/storage/usage", headers=ACME).status_code for _ in range(3)]
+        assert 429 in limited
+    finally:
+        app.extensions["db"].close()
+        _truncate_all(database_url)
