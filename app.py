@@ -16,6 +16,7 @@ from blueprints import audits, billing, health, orgs, policies, webhooks
 from blueprints import storage as storage_routes
 from commands import db_cli
 from config import load_settings
+from cors import init_cors
 from db import Database, connect_once
 from embedded_pg import embedded_database_url
 from errors import register_error_handlers
@@ -45,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_error_handlers(app)
     init_api_request(app)
+    init_cors(app)
     Database(app)
     init_auth(app)
     init_rate_limits(app)

@@ -68,6 +68,8 @@ def load_settings(instance_path: str, env: dict | None = None) -> dict:
         "CLERK_WEBHOOK_SECRET": env.get("CLERK_WEBHOOK_SECRET") or None,
         "CLERK_JWKS_REFRESH_COOLDOWN": float(env.get("CLERK_JWKS_REFRESH_COOLDOWN") or 30),
         "AUTH_DEV_HEADERS": _flag(env.get("AUTH_DEV_HEADERS")),
+        # Unset: the CLERK_AUTHORIZED_PARTIES origins; set to "" to answer no cross-origin calls.
+        "CORS_ALLOWED_ORIGINS": env.get("CORS_ALLOWED_ORIGINS"),
         "RATE_LIMIT_ENABLED": _flag(env.get("RATE_LIMIT_ENABLED"), default=True),
         "RATE_LIMIT_ANONYMOUS": env.get("RATE_LIMIT_ANONYMOUS") or "1000/minute",
         "PROXY_FIX_X_FOR": _int(env, "PROXY_FIX_X_FOR", 0),
