@@ -287,16 +287,18 @@ def finish_write(organization_id, upload_id, bucket: Bucket, path: str, staged: 
     """Place the staged bytes and commit the object (steps 3 to 5). Returns (object row, whether it is new).
 
     Raises ServiceUnavailable (503) when the backend or the database fails, Conflict (409) when the upload expired
-    meanwhile; then neither bytes nor metadata of this write remain, and the object that was there before (if any)
-    is intact.
+    meanwhile or the backend holds bytes at the path that this write may not replace; then neither bytes nor
+    metadata of this write remain, and the object that was there before (if any) is intact.
     """
     backend = get_backend()
     key = object_key(organization_id, path)
     try:
         placement = backend.place(bucket.id, key, staged.path, staged.content_type, replace=upsert,
                                   token=str(upload_id))
-    except BaseException:
+    except BaseException as exc:
         release_upload(organization_id, upload_id)
+        if isinstance(exc, Conflict):  # bytes are there that we may not replace
+            raise _exists(bucket, path) from None
         raise
     try:
         with get_db().tenant_transaction(organization_id) as conn:

@@ -25,7 +25,7 @@ from flask import Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
-from errors import ApiError, NotFound, ServiceUnavailable
+from errors import ApiError, Conflict, NotFound, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class Placement(ABC):
 
     @abstractmethod
     def rollback(self) -> None:
-        """The metadata was not committed: put back the previous version, or remove the new object."""
+        """The metadata was not committed: put back the previous version, or remove the new object (only the bytes
+        this placement put there)."""
 
 
 class StorageBackend(ABC):
@@ -77,7 +78,8 @@ class StorageBackend(ABC):
     def place(self, bucket: str, key: str, source: Path, content_type: str, *, replace: bool,
               token: str) -> Placement:
         """Move (or upload) the file `source` to `key`. With `replace`, the current object is kept aside under
-        `token` until the placement is committed or rolled back. Raises ServiceUnavailable when the backend fails."""
+        `token` until the placement is committed or rolled back; without, an object already at `key` is never
+        overwritten. Raises Conflict (409) for that, ServiceUnavailable when the backend fails."""
 
     @abstractmethod
     def delete(self, bucket: str, keys: list[str]) -> None:
@@ -145,6 +147,9 @@ class _LocalPlacement(Placement):
     def __init__(self, final: Path, backup: Path | None) -> None:
         self.final = final
         self.backup = backup
+        # Which file we placed: a rollback removes it and nothing else.
+        placed = final.stat()
+        self.placed = (placed.st_dev, placed.st_ino)
 
     def commit(self) -> None:
         if self.backup is not None:
@@ -153,8 +158,23 @@ class _LocalPlacement(Placement):
     def rollback(self) -> None:
         if self.backup is not None:
             os.replace(self.backup, self.final)
-        else:
+            return
+        try:
+            current = self.final.stat()
+        except FileNotFoundError:
+            return
+        if (current.st_dev, current.st_ino) == self.placed:
             self.final.unlink(missing_ok=True)
+
+
+def _link_new(source: Path, final: Path) -> None:
+    """Move `source` to `final`, which must not exist. Raises Conflict (409) when it does: unlike a rename, a hard
+    link never replaces a file, so a write that may not replace cannot destroy another write's bytes."""
+    try:
+        os.link(source, final)
+    except FileExistsError:
+        raise Conflict("The object already exists in storage.", code="object_exists") from None
+    source.unlink()
 
 
 class LocalBackend(StorageBackend):
@@ -183,16 +203,17 @@ class LocalBackend(StorageBackend):
         final = self.path_of(bucket, key)
         with disk_errors("place an object"):
             final.parent.mkdir(parents=True, exist_ok=True)
-            backup = None
-            if replace:
-                # A hard link keeps the current version at no cost; the rename below then swaps in the new one.
-                backup = self.backups_dir / token
-                try:
-                    os.link(final, backup)
-                except FileNotFoundError:
-                    backup = None
+            if not replace:
+                _link_new(source, final)
+                return _LocalPlacement(final, None)
+            # A hard link keeps the current version at no cost; the rename below then swaps in the new one.
+            backup = self.backups_dir / token
+            try:
+                os.link(final, backup)
+            except FileNotFoundError:
+                backup = None
             os.replace(source, final)
-        return _LocalPlacement(final, backup)
+            return _LocalPlacement(final, backup)
 
     def delete(self, bucket, keys):
         with disk_errors("delete objects"):

@@ -118,9 +118,10 @@ class SupabaseBackend(StorageBackend):
             except NotFound:
                 backup = None
         with _translate("upload"), open(source, "rb") as handle:
-            # Always upsert: our metadata decides whether the path is free, and bytes left there by a crashed
-            # write are an orphan to overwrite, not a conflict.
-            api.upload(key, handle, {"content-type": content_type, "upsert": "true", "cache-control": "3600"})
+            # Upsert only when replacing: a write that may not replace gets 409 from Supabase rather than destroy
+            # another write's bytes.
+            api.upload(key, handle, {"content-type": content_type, "upsert": "true" if replace else "false",
+                                     "cache-control": "3600"})
         return _SupabasePlacement(self, bucket, key, backup)
 
     def delete(self, bucket, keys):

@@ -22,6 +22,7 @@ from PIL import Image
 from psycopg import sql
 
 import storage
+from errors import Conflict
 from maintenance import Job, run_jobs
 from queries import q
 from storage import signing
@@ -288,6 +289,81 @@ def test_the_quota_holds_under_concurrent_uploads(storage_app, db_conn):
     assert db_conn.execute("SELECT sum(size_bytes) AS s FROM storage_objects").fetchone()["s"] == 9000
 
 
+def test_racing_plain_uploads_to_one_path_never_destroy_the_committed_object(storage_app, db_conn):
+    # Writers start together and finish at slightly different times, over and over: one wins each path, the others
+    # get 409, and the winner's bytes are whole (once, a loser overwrote them and then removed them).
+    for round_ in range(30):
+        path = f"race/{round_}.bin"
+        barrier = threading.Barrier(4)
+
+        def send(n: int, path=path, barrier=barrier) -> int:
+            barrier.wait()
+            return upload(storage_app.test_client(), "temp", path, bytes([n]) * (2000 + n)).status_code
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(send, range(4)))
+        assert sorted(statuses) == [201, 409, 409, 409], statuses
+        client = storage_app.test_client()
+        info = client.get(f"/api/storage/object/info/temp/{path}", headers=ACME).json
+        stored = client.get(f"/api/storage/object/temp/{path}", headers=ACME)
+        assert stored.status_code == 200, round_
+        assert hashlib.sha256(stored.data).hexdigest() == info["sha256"] and len(stored.data) == info["size"]
+    usage = db_conn.execute("SELECT object_bytes, reserved_bytes FROM storage_usage").fetchone()
+    assert usage["reserved_bytes"] == 0
+    assert usage["object_bytes"] == db_conn.execute("SELECT sum(size_bytes) AS s FROM storage_objects").fetchone()["s"]
+
+
+def _wait_until_blocked(conn, pid: int) -> None:
+    for _ in range(200):
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row and row["wait_event_type"] == "Lock":
+            return
+        time.sleep(0.02)
+    raise AssertionError("the writer never waited for the lock")
+
+
+def test_begin_storage_write_sees_an_object_committed_while_it_waited_for_the_lock(client, db_conn, database_url):
+    # The interleaving behind the race above, made certain: our writer looks at the path (free), then waits for the
+    # usage row lock while another writer commits an object there.
+    assert upload(client, "temp", "first.bin", b"x").status_code == 201
+    organization = org_id(db_conn)
+    with pg.connect(database_url) as holder, pg.connect(database_url) as writer:
+        pid = writer.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        result = {}
+        with holder.transaction():
+            holder.execute("SELECT 1 FROM storage_usage WHERE organization_id = %s FOR UPDATE", (organization,))
+            thread = threading.Thread(target=lambda: result.update(writer.execute(
+                "SELECT outcome FROM begin_storage_write(%s, 'temp', 'late.bin', 'direct', 5, false, NULL, NULL,"
+                " '{}', now() + interval '1 hour')", (organization,)).fetchone()))
+            thread.start()
+            _wait_until_blocked(db_conn, pid)
+            holder.execute("INSERT INTO storage_objects (organization_id, bucket_id, path, size_bytes, content_type,"
+                           " sha256) VALUES (%s, 'temp', 'late.bin', 5, 'text/plain', repeat('0', 64))",
+                           (organization,))
+        thread.join(10)
+    assert result == {"outcome": "exists"}
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+
+
+def test_a_placement_that_may_not_replace_never_overwrites_and_rolls_back_only_its_own_bytes(storage_app, tmp_path):
+    backend = storage_app.extensions["storage"]
+    key = "4c1f6a59-83f0-4a39-9f5a-2d7a1b7e0c11/a.bin"
+
+    def staged(data: bytes) -> Path:
+        path = backend.staging_dir / f"body-{hashlib.sha256(data).hexdigest()[:8]}"
+        path.write_bytes(data)
+        return path
+
+    first = backend.place("temp", key, staged(b"first"), "text/plain", replace=False, token="t1")
+    with pytest.raises(Conflict):
+        backend.place("temp", key, staged(b"second"), "text/plain", replace=False, token="t2")
+    assert backend.path_of("temp", key).read_bytes() == b"first"
+    # Another write's bytes took the path meanwhile: rolling back the first placement leaves them alone.
+    os.replace(staged(b"other"), backend.path_of("temp", key))
+    first.rollback()
+    assert backend.path_of("temp", key).read_bytes() == b"other"
+
+
 def test_listing_by_prefix_pages_with_a_keyset_cursor(client):
     for name in ("e", "a", "c", "b", "d"):
         upload(client, "temp", f"proj1/{name}.txt", name.encode())
@@ -428,7 +504,8 @@ def test_a_failed_placement_leaves_neither_bytes_nor_metadata(client, storage_ap
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", disk_full)  # the rename that turns the staged body into the object
+    monkeypatch.setattr(os, "replace", disk_full)  # what turns the staged body into the object: a rename
+    monkeypatch.setattr(os, "link", disk_full)  # or, when nothing may be replaced, a hard link
     response = upload(client, "temp", "x.bin", b"x" * 100)
     monkeypatch.undo()
     assert response.status_code == 503 and response.json["error"]["code"] == "storage_unavailable"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from errors import Conflict
 from queries import q
 from tests import pg
 from tests.conftest import _truncate_all
@@ -107,6 +108,19 @@ def test_a_failed_commit_restores_the_previous_version_in_supabase(client, stand
     assert upload(client, "temp", "new.bin", b"new").status_code not in (200, 201)
     assert standin.object_data("temp", key) == b"version one"
     assert sorted(k for (_b, k) in standin.objects) == [key]
+
+
+def test_a_placement_that_may_not_replace_never_overwrites_in_supabase(supabase_app, standin, tmp_path):
+    backend = supabase_app.extensions["storage"]
+    key = "4c1f6a59-83f0-4a39-9f5a-2d7a1b7e0c11/a.bin"
+    for data in (b"first", b"second"):
+        (tmp_path / "body").write_bytes(data)
+        if data == b"first":
+            backend.place("temp", key, tmp_path / "body", "text/plain", replace=False, token="t1")
+        else:
+            with pytest.raises(Conflict):
+                backend.place("temp", key, tmp_path / "body", "text/plain", replace=False, token="t2")
+    assert standin.object_data("temp", key) == b"first"
 
 
 @pytest.mark.parametrize("status, expected, code", [

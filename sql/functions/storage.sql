@@ -57,6 +57,17 @@ BEGIN
     PERFORM 1 FROM storage_usage u WHERE u.organization_id = p_organization_id FOR UPDATE;
     SELECT q.used_bytes, q.quota_bytes INTO used_bytes, quota_bytes FROM storage_quota(p_organization_id) q;
 
+    -- This statement and the ones below take a fresh snapshot (READ COMMITTED), so they see what another writer
+    -- committed while we waited for the lock: an object that appeared after our first look is refused here, never
+    -- overwritten. (An upsert that finds one reserves its whole length: exact again once the upload ends.)
+    IF replaced_bytes IS NULL AND NOT p_upsert AND EXISTS (
+            SELECT 1 FROM storage_objects o
+             WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = p_path) THEN
+        outcome := 'exists';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
     SELECT u.expires_at INTO busy_until FROM storage_uploads u
      WHERE u.organization_id = p_organization_id AND u.bucket_id = p_bucket_id AND u.path = p_path;
     IF FOUND THEN
@@ -73,7 +84,7 @@ BEGIN
     END IF;
 
     -- Two writers that both found the path free are serialised by the usage row lock above, so the second one
-    -- found the first one's upload; the unique key stays the last word all the same.
+    -- found the first one's upload or object; the unique key stays the last word all the same.
     INSERT INTO storage_uploads (organization_id, bucket_id, path, kind, upload_length, reserved_bytes, upsert,
                                  content_type, metadata, created_by, expires_at)
     VALUES (p_organization_id, p_bucket_id, p_path, p_kind, p_length, v_reserve, p_upsert, p_content_type,
