@@ -90,11 +90,16 @@ class Database:
             g._db_conn = conn
         return conn
 
-    def _release_request_connection(self, _error: BaseException | None) -> None:
+    def release_request_connection(self) -> None:
+        """Return this app context's connection to the pool now, before a long wait that needs none (an upload's
+        body streaming in); the next transaction of the request checks out a fresh one."""
         conn = g.pop("_db_conn", None)
         if conn is not None:
             # putconn rolls back anything left open and discards a broken connection.
             self.pool.putconn(conn)
+
+    def _release_request_connection(self, _error: BaseException | None) -> None:
+        self.release_request_connection()
 
     @contextmanager
     def transaction(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:

@@ -164,8 +164,10 @@ def upload_object(bucket_id: str, path: str):
     with get_db().tenant_transaction(caller.organization_id) as conn:
         bucket = storage.get_bucket(conn, bucket_id)
         storage.precheck_write(conn, caller.organization_id, bucket, path, request.content_length, upsert)
-    # No transaction is open while the body streams in: a slow client holds no locks. The bucket's own size limit
-    # applies while streaming, not the app-wide limit on request bodies.
+    # No transaction is open while the body streams in, and no pooled connection is held: a slow client holds no
+    # locks and does not starve other requests of connections. The bucket's own size limit applies while
+    # streaming, not the app-wide limit on request bodies.
+    get_db().release_request_connection()
     lift_body_limit()
     staged = storage.receive(request.stream, bucket, storage.get_backend().staging_dir, request.content_length)
     metadata = {"client_content_type": request.mimetype} if request.mimetype else {}

@@ -223,6 +223,8 @@ def append(caller, raw_id: str) -> Response:
             "organization_id": organization_id, "id": upload_id, "lease": lease, "seconds": LEASE_SECONDS,
             "expiry_hours": _expiry_hours()}).fetchone()["expires_at"]
 
+    # The body may take minutes: hold no pooled connection while it streams (each progress record takes one).
+    get_db().release_request_connection()
     length = row["upload_length"]
     if request.content_length is not None and offset + request.content_length > length:
         _record(organization_id, upload_id, lease, offset, None, release=True)
@@ -236,11 +238,16 @@ def append(caller, raw_id: str) -> Response:
 
 def _record(organization_id, upload_id, lease, offset: int, content_type: str | None, *, release: bool,
             seconds: int = LEASE_SECONDS) -> bool:
-    """Record progress under our lease (and renew or release it); False when the lease was lost."""
-    with get_db().tenant_transaction(organization_id) as conn:
-        return conn.execute(q.storage.record_upload_progress, {
-            "organization_id": organization_id, "id": upload_id, "lease": lease, "offset": offset,
-            "content_type": content_type, "release": release, "seconds": seconds}).fetchone() is not None
+    """Record progress under our lease (and renew or release it); False when the lease was lost. Returns the
+    connection to the pool after: more of the body may be on its way."""
+    db = get_db()
+    try:
+        with db.tenant_transaction(organization_id) as conn:
+            return conn.execute(q.storage.record_upload_progress, {
+                "organization_id": organization_id, "id": upload_id, "lease": lease, "offset": offset,
+                "content_type": content_type, "release": release, "seconds": seconds}).fetchone() is not None
+    finally:
+        db.release_request_connection()
 
 
 def _receive(caller, row: dict, bucket, lease) -> tuple[int, str | None]:

@@ -139,6 +139,67 @@ def _patch(client, location: str, offset: int, body: bytes, headers=ACME, **extr
         **headers, **TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream", **extra})
 
 
+class GatedBody(io.RawIOBase):
+    """A request body that sends `head`, then waits for `gate` before sending `tail`: a slow client."""
+
+    def __init__(self, head: bytes, tail: bytes, gate: threading.Event) -> None:
+        self.parts, self.gate, self.started = [head, tail], gate, threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.parts:
+            return 0
+        if len(self.parts) == 1:
+            self.started.set()
+            assert self.gate.wait(30)
+        part = self.parts.pop(0)
+        buffer[:len(part)] = part
+        return len(part)
+
+
+def test_slow_uploads_hold_no_pooled_connection_while_their_bodies_stream(database_url, tmp_path):
+    app = storage_app_for(database_url, tmp_path, DB_POOL_MIN_SIZE=1, DB_POOL_MAX_SIZE=2, DB_POOL_TIMEOUT=2)
+    try:
+        client = app.test_client()
+        data = mp4_of(300_000, 6)
+        location = _create(client, len(data), metadata("videos", "p/slow-tus.mp4")).headers["Location"]
+        gate = threading.Event()
+        direct = GatedBody(data[:100_000], data[100_000:], gate)
+        resumable = GatedBody(data[:100_000], data[100_000:], gate)
+        results = {}
+
+        def send_direct():
+            results["direct"] = app.test_client().post(
+                "/api/storage/object/videos/p/slow-direct.mp4", headers=ACME, environ_overrides={
+                    "wsgi.input": io.BufferedReader(direct, 64), "CONTENT_LENGTH": str(len(data))}).status_code
+
+        def send_resumable():
+            results["tus"] = app.test_client().patch(urlsplit(location).path, headers={
+                **ACME, **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+                environ_overrides={"wsgi.input": io.BufferedReader(resumable, 64),
+                                   "CONTENT_LENGTH": str(len(data))}).status_code
+
+        threads = [threading.Thread(target=send_direct), threading.Thread(target=send_resumable)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert direct.started.wait(10), results
+            assert resumable.started.wait(10), results
+            # Both pooled connections would be checked out by the two uploads; another request still gets one.
+            assert client.get("/api/storage/usage", headers=ACME).status_code == 200
+        finally:
+            gate.set()
+            for thread in threads:
+                thread.join(30)
+        assert results == {"direct": 201, "tus": 204}
+        assert client.get("/api/storage/object/videos/p/slow-tus.mp4", headers=ACME).data == data
+    finally:
+        app.extensions["db"].close()
+        _truncate_all(database_url)
+
+
 def test_options_describes_the_server_without_a_session(client):
     response = client.options(ENDPOINT)
     assert response.status_code == 204
