@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import quote, urlencode
 
 from errors import Forbidden
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
+_EXPIRES = re.compile(r"[0-9]{1,19}")
 _PURPOSE = b"sheetbrain storage signed urls v1"
 
 
@@ -43,7 +45,8 @@ def signed_path(secret: str, bucket: str, key: str, ttl_seconds: int, *, downloa
 def verify(secret: str, bucket: str, key: str, expires: str | None, signature: str | None,
            now: float | None = None) -> int:
     """The expiry of a valid link. Raises Forbidden (403) when the link is malformed, tampered with or expired."""
-    if not expires or not signature or not expires.isdigit():
+    # ASCII digits only, and few enough for int(): str.isdigit() also passes '²' and 5000-digit strings.
+    if not expires or not signature or not _EXPIRES.fullmatch(expires):
         raise Forbidden("This link is not valid.", code="invalid_signature")
     expected = token(secret, bucket, key, int(expires))
     if not hmac.compare_digest(expected.encode(), signature.encode()):

@@ -21,6 +21,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,7 @@ ENDPOINT = "/api/storage/upload/resumable"
 LEASE_SECONDS = 30
 PROGRESS_EVERY_SECONDS = 5
 FINALIZE_LEASE_SECONDS = 600
+_INTEGER = re.compile(r"[0-9]{1,19}")
 
 
 class Gone(ApiError):
@@ -81,8 +83,10 @@ def parse_metadata(header: str | None) -> dict[str, str]:
 
 
 def _int_header(name: str) -> int:
+    """A non-negative integer header. Raises BadRequest (400) for anything else: ASCII digits only, and few enough
+    for int() (str.isdigit() also passes '²' and 5000-digit strings)."""
     raw = request.headers.get(name, "")
-    if not raw.isdigit():
+    if not _INTEGER.fullmatch(raw):
         raise BadRequest(f"The {name} header must be a non-negative integer.", code="bad_tus_header")
     return int(raw)
 

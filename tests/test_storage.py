@@ -449,6 +449,13 @@ def test_signed_links_expire_and_cannot_be_tampered_with(client, storage_app):
     assert client.get(f"{link.path}?{link.query}").status_code == 404
 
 
+@pytest.mark.parametrize("expires", ["%C2%B2", "9" * 5000, "-1", "1e9", "%EF%BC%91"])
+def test_a_signed_link_with_an_expiry_that_is_not_plain_digits_is_403(client, expires):
+    key = upload(client, "temp", "f.txt", b"x").json["object"]["key"]
+    response = client.get(f"/api/storage/signed/temp/{key}?expires={expires}&token=abc")
+    assert response.status_code == 403 and response.json["error"]["code"] == "invalid_signature"
+
+
 def test_signed_link_lifetime_is_validated(client):
     upload(client, "temp", "f.txt", b"x")
     assert client.post("/api/storage/object/sign/temp/f.txt", json={"expires_in": 0}, headers=ACME).status_code == 422

@@ -244,6 +244,18 @@ def test_creation_head_patch_and_termination(client, db_conn):
     assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 5000, "-1", "1.0", " 1", ""])
+def test_tus_integer_headers_that_are_not_plain_digits_are_400(client, value):
+    created = _create(client, 10, metadata("temp", "n.bin"))
+    assert created.status_code == 201
+    refused = _create(client, 10, metadata("temp", "m.bin"), **{"Upload-Length": value})
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_tus_header"
+    mismatched = _patch(client, created.headers["Location"], 0, b"x", **{"Upload-Offset": value})
+    assert mismatched.status_code == 400 and mismatched.json["error"]["code"] == "bad_tus_header"
+    assert client.head(urlsplit(created.headers["Location"]).path, headers={**ACME, **TUS}).headers[
+        "Upload-Offset"] == "0"
+
+
 def test_a_finished_upload_is_an_object_and_answers_with_its_id(client):
     data = png(64, 64)
     created = _create(client, len(data), metadata("brand-kits", "logos/mark.png"))
