@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 MAX_SIDE = 320
 MAX_PIXELS = 40_000_000
@@ -45,7 +45,8 @@ def target_path(bucket_id: str, path: str, project_id: str | None) -> str:
 def make_thumbnail(source: Path, dest: Path) -> tuple[int, int]:
     """Write a JPEG thumbnail of the image `source` to `dest`; returns its (width, height).
 
-    Raises ThumbnailError for data Pillow cannot read and for images over MAX_PIXELS (decompression bombs).
+    Raises ThumbnailError for data Pillow cannot read (whatever Pillow raises: corrupt metadata alone can make it
+    raise SyntaxError) and for images over MAX_PIXELS (decompression bombs).
     """
     try:
         with Image.open(source, formats=_FORMATS) as image:
@@ -63,7 +64,9 @@ def make_thumbnail(source: Path, dest: Path) -> tuple[int, int]:
                 oriented = oriented.convert("RGB")
             oriented.save(dest, "JPEG", quality=82, optimize=True)
             return oriented.size
+    except ThumbnailError:
+        raise
     except Image.DecompressionBombError as exc:
         raise ThumbnailError(str(exc)) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow raises SyntaxError, struct.error and more on corrupt data
         raise ThumbnailError(f"unreadable image: {type(exc).__name__}") from None

@@ -322,17 +322,26 @@ def _receive(caller, row: dict, bucket, lease) -> tuple[int, str | None]:
 
 
 def _finalize(caller, row: dict, bucket, content_type: str | None) -> dict:
-    """Store the finished upload as its object; returns headers naming it (and the quota warning)."""
+    """Store the finished upload as its object; returns headers naming it (and the quota warning).
+
+    Raises what storing raises (415 for content refused only now, 409, 503...); the upload ends then, whatever the
+    error: its bytes are refused or already gone, so nothing could resume it, and its path and reserved bytes are
+    released at once instead of staying held for the finalize lease.
+    """
+    try:
+        return _store_upload(caller, row, bucket, content_type)
+    except BaseException:
+        terminate_upload(caller.organization_id, row["id"])
+        raise
+
+
+def _store_upload(caller, row: dict, bucket, content_type: str | None) -> dict:
     upload_id = row["id"]
     part = storage.get_backend().upload_part_path(upload_id)
-    try:
-        if content_type is None:
-            with open(part, "rb") as head:
-                content_type = storage.check_type(head.read(sniff.HEAD_BYTES), bucket)
-        storage.check_whole_file(part, content_type, bucket)
-    except UnsupportedMediaType:
-        terminate_upload(caller.organization_id, upload_id)
-        raise
+    if content_type is None:
+        with open(part, "rb") as head:
+            content_type = storage.check_type(head.read(sniff.HEAD_BYTES), bucket)
+    storage.check_whole_file(part, content_type, bucket)
     staged = storage.StagedFile(part, row["upload_length"], storage.hash_file(part), content_type)
     metadata = dict(row["metadata"] or {})
     project_id = metadata.pop("project_id", None)

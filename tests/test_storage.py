@@ -89,6 +89,13 @@ def png(width: int = 40, height: int = 30, color=(200, 30, 30, 255)) -> bytes:
     return buffer.getvalue()
 
 
+def webp_with_corrupt_exif() -> bytes:
+    """A WebP whose EXIF block is not TIFF data: Pillow reads the pixels, then raises SyntaxError on the EXIF."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 120, 200)).save(buffer, "WEBP", exif=b"Exif\x00\x00garbage")
+    return buffer.getvalue()
+
+
 def upload(client, bucket: str, path: str, data: bytes, headers=ACME, **kwargs):
     return client.post(f"/api/storage/object/{bucket}/{path}", data=data, headers=headers,
                        content_type=kwargs.pop("content_type", "application/octet-stream"), **kwargs)
@@ -504,6 +511,15 @@ def test_a_decompression_bomb_is_stored_but_gets_no_thumbnail(client):
     response = upload(client, "brand-kits", "logos/bomb.png", _png_claiming(100_000, 100_000))
     assert response.status_code == 201
     assert "error" in response.json["thumbnail"]
+    assert client.get("/api/storage/buckets/thumbnails/objects", headers=ACME).json["items"] == []
+
+
+def test_an_image_pillow_chokes_on_is_stored_without_a_thumbnail(client):
+    data = webp_with_corrupt_exif()
+    response = upload(client, "brand-kits", "logos/odd.webp", data)
+    assert response.status_code == 201, response.json
+    assert response.json["thumbnail"] == {"error": "unreadable image: SyntaxError"}
+    assert client.get("/api/storage/object/brand-kits/logos/odd.webp", headers=ACME).data == data
     assert client.get("/api/storage/buckets/thumbnails/objects", headers=ACME).json["items"] == []
 
 

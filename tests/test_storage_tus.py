@@ -14,8 +14,9 @@ from tusclient.client import TusClient
 from tusclient.storage.interface import Storage
 from werkzeug.serving import make_server
 
+import storage
 from tests.conftest import _truncate_all
-from tests.test_storage import ACME, GLOBEX, mp4_of, png, storage_app_for
+from tests.test_storage import ACME, GLOBEX, mp4_of, png, storage_app_for, webp_with_corrupt_exif
 
 ENDPOINT = "/api/storage/upload/resumable"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -264,6 +265,31 @@ def test_a_finished_upload_is_an_object_and_answers_with_its_id(client):
     info = client.get(f"/api/storage/objects/{done.headers['X-Storage-Object-Id']}", headers=ACME).json
     assert (info["path"], info["content_type"]) == ("logos/mark.png", "image/png")
     assert info["metadata"]["thumbnail"]["path"] == "brand-kits/logos/mark_thumb.jpg"
+
+
+def test_a_finished_upload_of_an_image_pillow_chokes_on_is_stored_without_a_thumbnail(client):
+    data = webp_with_corrupt_exif()
+    created = _create(client, len(data), metadata("brand-kits", "logos/odd.webp"))
+    done = _patch(client, created.headers["Location"], 0, data)
+    assert done.status_code == 204, done.json
+    info = client.get(f"/api/storage/objects/{done.headers['X-Storage-Object-Id']}", headers=ACME).json
+    assert info["size"] == len(data) and "thumbnail" not in info["metadata"]
+    assert client.get("/api/storage/object/brand-kits/logos/odd.webp", headers=ACME).data == data
+
+
+def test_an_unexpected_error_while_storing_a_finished_upload_ends_it(client, monkeypatch):
+    data = b"some text"
+    created = _create(client, len(data), metadata("temp", "doomed.txt"))
+    monkeypatch.setattr(storage, "hash_file", lambda path: 1 / 0)
+    failed = _patch(client, created.headers["Location"], 0, data)
+    monkeypatch.undo()
+    assert failed.status_code == 500
+    # Not stuck behind the finalize lease: the upload is over, its bytes released, and the path free again.
+    assert client.head(urlsplit(created.headers["Location"]).path, headers={**ACME, **TUS}).status_code == 404
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
+    again = _create(client, len(data), metadata("temp", "doomed.txt"))
+    assert again.status_code == 201
+    assert _patch(client, again.headers["Location"], 0, data).status_code == 204
 
 
 def test_content_the_bucket_refuses_ends_the_upload(client, db_conn):
