@@ -68,10 +68,10 @@ def is_allowed(content_type: str, allowed: list[str] | None) -> bool:
 
 def is_valid_json(path: Path) -> bool:
     """Whether the whole file parses as JSON (UTF-8, optionally with a BOM). Reads it into memory: only called for
-    buckets whose size limit keeps that small."""
+    buckets whose size limit keeps that small. JSON nested too deeply to parse counts as invalid."""
     try:
         with open(path, encoding="utf-8-sig") as handle:
             json.load(handle)
         return True
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False

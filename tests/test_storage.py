@@ -212,6 +212,7 @@ def test_the_size_limit_is_enforced_while_streaming_and_nothing_is_kept(client, 
     ("brand-kits", b"plain words, not an image", 415),
     ("brand-kits", b'{"colors": ["#fff"', 415),  # starts like JSON, is not
     ("brand-kits", b'{"colors": ["#ffffff"]}', 201),
+    ("brand-kits", b"[" * 200_000 + b"]" * 200_000, 415),  # too deep for the parser
     ("brand-kits", b"wOF2" + bytes(60), 201),
     ("thumbnails", b"GIF89a" + bytes(40), 415),  # an image, but not one the thumbnails bucket takes
     ("temp", b"\x00\x01anything at all", 201),

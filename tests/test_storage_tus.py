@@ -292,13 +292,17 @@ def test_an_unexpected_error_while_storing_a_finished_upload_ends_it(client, mon
     assert _patch(client, again.headers["Location"], 0, data).status_code == 204
 
 
-def test_content_the_bucket_refuses_ends_the_upload(client, db_conn):
-    data = png(200, 200) + bytes(20_000)
-    created = _create(client, len(data), metadata("videos", "p/not-a-video.mp4"))
+@pytest.mark.parametrize("bucket, data", [
+    ("videos", png(200, 200) + bytes(20_000)),
+    ("brand-kits", b"[" * 200_000 + b"]" * 200_000),  # JSON too deep to parse, refused only at the last byte
+])
+def test_content_the_bucket_refuses_ends_the_upload(client, db_conn, bucket, data):
+    created = _create(client, len(data), metadata(bucket, "p/refused"))
     refused = _patch(client, created.headers["Location"], 0, data)
-    assert refused.status_code == 415
+    assert refused.status_code == 415 and refused.json["error"]["code"] == "unsupported_media_type"
     assert client.head(urlsplit(created.headers["Location"]).path, headers={**ACME, **TUS}).status_code == 404
     assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
 
 
 def test_an_existing_object_needs_upsert_and_a_busy_path_is_409(client):
