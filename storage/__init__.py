@@ -342,7 +342,7 @@ def store_object(caller, bucket: Bucket, path: str, staged: StagedFile, *, upser
     the result says why instead.
     """
     organization_id = caller.organization_id
-    thumb_file = _prepare_thumbnail(bucket, path, staged, project_id)
+    prepared = _prepare_thumbnail(bucket, path, staged, project_id)
     try:
         if upload_id is None:
             upload_id = begin_write(organization_id, caller.user_id, bucket, path, length=staged.size,
@@ -351,11 +351,10 @@ def store_object(caller, bucket: Bucket, path: str, staged: StagedFile, *, upser
         row, created = finish_write(organization_id, upload_id, bucket, path, staged, upsert=upsert,
                                     metadata=metadata)
         thumbnail = None
-        if isinstance(thumb_file, StagedFile):
-            thumbnail = _store_thumbnail(caller, bucket, row, thumbnails.target_path(bucket.id, path, project_id),
-                                         thumb_file)
-        elif thumb_file is not None:
-            thumbnail = {"error": thumb_file}
+        if isinstance(prepared, PreparedThumbnail):
+            thumbnail = _store_thumbnail(caller, bucket, row, prepared)
+        elif prepared is not None:
+            thumbnail = {"error": prepared}
         with get_db().tenant_transaction(organization_id) as conn:
             if thumbnail and "object" in thumbnail:
                 row = conn.execute(q.storage.set_object_thumbnail, {
@@ -365,14 +364,26 @@ def store_object(caller, bucket: Bucket, path: str, staged: StagedFile, *, upser
             quota = current_quota(conn, organization_id)
         return WriteResult(row, created, quota, thumbnail)
     finally:
-        if isinstance(thumb_file, StagedFile):
-            thumb_file.discard()
+        if isinstance(prepared, PreparedThumbnail):
+            prepared.file.discard()
 
 
-def _prepare_thumbnail(bucket: Bucket, path: str, staged: StagedFile, project_id: str | None):
-    """A staged thumbnail, None when none is wanted, or the reason (a str) it could not be made."""
+@dataclass(slots=True)
+class PreparedThumbnail:
+    path: str  # in the thumbnails bucket
+    file: StagedFile
+
+
+def _prepare_thumbnail(bucket: Bucket, path: str, staged: StagedFile,
+                       project_id: str | None) -> PreparedThumbnail | str | None:
+    """A staged thumbnail and its path, None when none is wanted, or the reason (a str) it could not be made."""
     if not thumbnails.wanted(bucket.id, staged.content_type, project_id):
         return None
+    try:
+        thumb_path = thumbnails.target_path(bucket.id, path, project_id)
+    except thumbnails.ThumbnailError as exc:
+        log.info("no thumbnail for %s/%s: %s", bucket.id, path, exc)
+        return str(exc)
     fd, name = tempfile.mkstemp(dir=get_backend().staging_dir, prefix="thumb-", suffix=".jpg")
     os.close(fd)
     dest = Path(name)
@@ -385,22 +396,28 @@ def _prepare_thumbnail(bucket: Bucket, path: str, staged: StagedFile, project_id
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
-    return StagedFile(dest, dest.stat().st_size, hash_file(dest), "image/jpeg")
+    return PreparedThumbnail(thumb_path, StagedFile(dest, dest.stat().st_size, hash_file(dest), "image/jpeg"))
 
 
-def _store_thumbnail(caller, source_bucket: Bucket, source: dict, thumb_path: str, thumb: StagedFile) -> dict:
+def _store_thumbnail(caller, source_bucket: Bucket, source: dict, prepared: PreparedThumbnail) -> dict:
+    """Store a thumbnail of the committed object `source`: {"object": ...}, or {"error": why} when it could not be.
+    Never raises: the source is stored already, and a failed thumbnail must not make its upload look failed."""
     try:
         with get_db().tenant_transaction(caller.organization_id) as conn:
             bucket = get_bucket(conn, thumbnails.THUMBNAIL_BUCKET)
         row, _created = finish_write(
             caller.organization_id,
-            begin_write(caller.organization_id, caller.user_id, bucket, thumb_path, length=thumb.size, upsert=True,
-                        kind="direct", expires_at=datetime.now(timezone.utc) + DIRECT_UPLOAD_HOLD)["upload_id"],
-            bucket, thumb_path, thumb, upsert=True,
+            begin_write(caller.organization_id, caller.user_id, bucket, prepared.path, length=prepared.file.size,
+                        upsert=True, kind="direct",
+                        expires_at=datetime.now(timezone.utc) + DIRECT_UPLOAD_HOLD)["upload_id"],
+            bucket, prepared.path, prepared.file, upsert=True,
             metadata={"source": {"bucket": source_bucket.id, "path": source["path"], "id": str(source["id"])}})
     except ApiError as exc:
         log.info("thumbnail of %s/%s not stored: %s", source_bucket.id, source["path"], exc.message)
         return {"error": exc.message}
+    except Exception:  # noqa: BLE001 - see the docstring; the cause is logged
+        log.exception("thumbnail of %s/%s not stored", source_bucket.id, source["path"])
+        return {"error": "The thumbnail could not be stored."}
     return {"object": object_json(row, bucket)}
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from marshmallow import ValidationError
 from PIL import Image, ImageOps
+
+from storage.paths import clean_path
 
 MAX_SIDE = 320
 MAX_PIXELS = 40_000_000
@@ -35,11 +38,18 @@ def wanted(bucket_id: str, content_type: str, project_id: str | None) -> bool:
 
 
 def target_path(bucket_id: str, path: str, project_id: str | None) -> str:
-    """The thumbnail's path in the thumbnails bucket, below the organization's folder."""
+    """The thumbnail's path in the thumbnails bucket, below the organization's folder. Raises ThumbnailError when
+    that is no valid path (the source's path is too long to take the suffix)."""
     stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
     if project_id:
-        return f"{project_id}/{stem.rsplit('/', 1)[-1]}_thumb.jpg"
-    return f"{bucket_id}/{stem}_thumb.jpg"
+        candidate = f"{project_id}/{stem.rsplit('/', 1)[-1]}_thumb.jpg"
+    else:
+        candidate = f"{bucket_id}/{stem}_thumb.jpg"
+    try:
+        return clean_path(candidate, "thumbnail")
+    except ValidationError as exc:
+        reasons = "; ".join(exc.normalized_messages()["thumbnail"])
+        raise ThumbnailError(f"no thumbnail path fits: {reasons}") from None
 
 
 def make_thumbnail(source: Path, dest: Path) -> tuple[int, int]:

@@ -524,6 +524,31 @@ def test_an_image_pillow_chokes_on_is_stored_without_a_thumbnail(client):
     assert client.get("/api/storage/buckets/thumbnails/objects", headers=ACME).json["items"] == []
 
 
+def test_an_image_whose_thumbnail_path_would_be_too_long_is_stored_without_one(client):
+    path = "/".join(["d" * 250] * 4) + "/x.png"  # 1009 bytes: fine for the image, too long with _thumb.jpg
+    response = upload(client, "brand-kits", path, png())
+    assert response.status_code == 201, response.json
+    assert "1024 bytes" in response.json["thumbnail"]["error"]
+    assert client.get(f"/api/storage/object/info/brand-kits/{path}", headers=ACME).status_code == 200
+    assert client.get("/api/storage/buckets/thumbnails/objects", headers=ACME).json["items"] == []
+
+
+def test_a_thumbnail_that_fails_unexpectedly_never_fails_its_upload(client, monkeypatch):
+    original = storage.begin_write
+
+    def begin_write(organization_id, user_id, bucket, path, **kwargs):
+        if bucket.id == "thumbnails":
+            raise RuntimeError("a bug, or anything else nobody foresaw")
+        return original(organization_id, user_id, bucket, path, **kwargs)
+
+    monkeypatch.setattr(storage, "begin_write", begin_write)
+    response = upload(client, "brand-kits", "logos/a.png", png())
+    monkeypatch.undo()
+    assert response.status_code == 201, response.json
+    assert response.json["thumbnail"] == {"error": "The thumbnail could not be stored."}
+    assert client.get("/api/storage/object/info/brand-kits/logos/a.png", headers=ACME).status_code == 200
+
+
 def test_a_failed_placement_leaves_neither_bytes_nor_metadata(client, storage_app, db_conn, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
