@@ -402,16 +402,24 @@ def _prepare_thumbnail(bucket: Bucket, path: str, staged: StagedFile,
 def _store_thumbnail(caller, source_bucket: Bucket, source: dict, prepared: PreparedThumbnail) -> dict:
     """Store a thumbnail of the committed object `source`: {"object": ...}, or {"error": why} when it could not be.
     Never raises: the source is stored already, and a failed thumbnail must not make its upload look failed."""
+    # Naming the source lets the write replace only an earlier thumbnail of the same object (never a file the
+    # user put there), makes the thumbnail expire with its source, and deletes it with its source.
+    metadata = {"source": {"bucket": source_bucket.id, "path": source["path"], "id": str(source["id"])}}
     try:
         with get_db().tenant_transaction(caller.organization_id) as conn:
             bucket = get_bucket(conn, thumbnails.THUMBNAIL_BUCKET)
         row, _created = finish_write(
             caller.organization_id,
             begin_write(caller.organization_id, caller.user_id, bucket, prepared.path, length=prepared.file.size,
-                        upsert=True, kind="direct",
+                        upsert=True, kind="direct", metadata=metadata,
                         expires_at=datetime.now(timezone.utc) + DIRECT_UPLOAD_HOLD)["upload_id"],
-            bucket, prepared.path, prepared.file, upsert=True,
-            metadata={"source": {"bucket": source_bucket.id, "path": source["path"], "id": str(source["id"])}})
+            bucket, prepared.path, prepared.file, upsert=True, metadata=metadata)
+    except Conflict as exc:
+        if exc.code != "object_exists":
+            raise
+        message = f"Another file is at {bucket.id}/{prepared.path}; it is kept, and this image has no thumbnail."
+        log.info("thumbnail of %s/%s not stored: %s", source_bucket.id, source["path"], message)
+        return {"error": message}
     except ApiError as exc:
         log.info("thumbnail of %s/%s not stored: %s", source_bucket.id, source["path"], exc.message)
         return {"error": exc.message}
@@ -428,15 +436,20 @@ def delete_objects(organization_id, bucket: Bucket, paths: list[str]) -> list[di
     "deleted", "not_found" or "busy" (an upload is writing there).
 
     The rows and the bytes go together: the rows are deleted in a transaction that commits only after the backend
-    removed the bytes, so a backend failure (ServiceUnavailable, 503) leaves both.
+    removed the bytes, so a backend failure (ServiceUnavailable, 503) leaves both. The thumbnails of the deleted
+    objects go with them.
     """
     with get_db().tenant_transaction(organization_id) as conn:
         rows = conn.execute(q.storage.delete_storage_objects, {
             "organization_id": organization_id, "bucket_id": bucket.id, "paths": paths}).fetchall()
-        keys = [object_key(organization_id, r["path"]) for r in rows if r["outcome"] == "deleted"]
-        if keys:
-            get_backend().delete(bucket.id, keys)
-    return [{"path": r["path"], "outcome": r["outcome"], "id": r["object_id"]} for r in rows]
+        doomed: dict[str, list[str]] = {}
+        for r in rows:
+            if r["outcome"] in ("deleted", "thumbnail"):
+                doomed.setdefault(r["bucket_id"], []).append(object_key(organization_id, r["path"]))
+        for bucket_id, keys in doomed.items():
+            get_backend().delete(bucket_id, keys)
+    return [{"path": r["path"], "outcome": r["outcome"], "id": r["object_id"]} for r in rows
+            if r["outcome"] != "thumbnail"]
 
 
 # Presenting ------------------------------------------------------------------------------------------------------

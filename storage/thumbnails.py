@@ -1,8 +1,10 @@
 """Thumbnails of uploaded images: at most 320 px on the long side, JPEG, stored in the `thumbnails` bucket.
 
 An image gets one when it is uploaded for a project (a `project_id`) or into `brand-kits`. The thumbnail of
-`{projectId}/.../{name}.png` is `{projectId}/{name}_thumb.jpg` (the seed's `{clipId}_thumb.jpg`); a brand-kit
-asset `logos/acme.png` gets `brand-kits/logos/acme_thumb.jpg`.
+`{name}.png` for project `p1` is `p1/{name}_thumb.jpg` (the seed's `{projectId}/{clipId}_thumb.jpg`), and of
+`{folders}/{name}.png` it is `p1/{folders}/{name}_thumb.jpg`, so two images never share one; a brand-kit asset
+`logos/acme.png` gets `brand-kits/logos/acme_thumb.jpg`. A thumbnail names its source (metadata.source): it never
+replaces a file it did not make, expires with its source and is deleted with it.
 
 Decompression bombs: Pillow refuses images over twice Image.MAX_IMAGE_PIXELS outright, and anything over it is
 refused here before a pixel is decoded. JPEGs are decoded at a reduced scale (draft mode), so a large photo costs a
@@ -42,7 +44,7 @@ def target_path(bucket_id: str, path: str, project_id: str | None) -> str:
     that is no valid path (the source's path is too long to take the suffix)."""
     stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
     if project_id:
-        candidate = f"{project_id}/{stem.rsplit('/', 1)[-1]}_thumb.jpg"
+        candidate = f"{project_id}/{stem}_thumb.jpg"
     else:
         candidate = f"{bucket_id}/{stem}_thumb.jpg"
     try:

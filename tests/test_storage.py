@@ -495,9 +495,45 @@ def test_images_for_a_brand_kit_or_a_project_get_a_thumbnail(client):
     image = Image.open(io.BytesIO(client.get(urlsplit(thumb["public_url"]).path).data))
     assert image.format == "JPEG" and image.size == (320, 213)
 
-    project = upload(client, "temp", "proj_9/frames/f1.png?project_id=proj_9", png(100, 400))
-    assert project.json["thumbnail"]["object"]["path"] == "proj_9/f1_thumb.jpg"
+    project = upload(client, "temp", "intro.png?project_id=proj_9", png(100, 400))
+    assert project.json["thumbnail"]["object"]["path"] == "proj_9/intro_thumb.jpg"  # the seed's convention
+    # Folders are part of the name: an image of the same name elsewhere gets its own thumbnail.
+    nested = upload(client, "temp", "frames/intro.png?project_id=proj_9", png(100, 400))
+    assert nested.json["thumbnail"]["object"]["path"] == "proj_9/frames/intro_thumb.jpg"
     assert upload(client, "temp", "loose.png", png()).json["thumbnail"] is None
+
+
+def test_a_thumbnail_never_replaces_a_file_it_did_not_make(client):
+    mine = png(10, 10, (0, 255, 0, 255))
+    assert upload(client, "thumbnails", "p1/intro_thumb.jpg", mine).status_code == 201
+    response = upload(client, "temp", "intro.png?project_id=p1", png())
+    assert response.status_code == 201
+    assert "thumbnails/p1/intro_thumb.jpg" in response.json["thumbnail"]["error"]
+    assert client.get("/api/storage/object/thumbnails/p1/intro_thumb.jpg", headers=ACME).data == mine
+    # A thumbnail of another image is not replaced either; the image's own earlier thumbnail is.
+    brand = upload(client, "brand-kits", "logos/a.png", png()).json["thumbnail"]["object"]
+    again = upload(client, "brand-kits", "logos/a.png?upsert=true", png(50, 50, (0, 0, 255, 255)))
+    assert again.status_code == 200 and again.json["thumbnail"]["object"]["sha256"] != brand["sha256"]
+
+
+def test_thumbnails_go_with_their_source(client, storage_app, db_conn, database_url):
+    logo = upload(client, "brand-kits", "logos/acme.png", png(1200, 800)).json
+    assert client.delete("/api/storage/object/brand-kits/logos/acme.png", headers=ACME).status_code == 200
+    assert client.get(f"/api/storage/objects/{logo['thumbnail']['object']['id']}", headers=ACME).status_code == 404
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
+    assert files_under(Path(storage_app.config["STORAGE_LOCAL_DIR"]) / "buckets") == []
+
+    # A temporary image's thumbnail expires with it.
+    temp = upload(client, "temp", "x.png?project_id=p1", png()).json
+    thumb = temp["thumbnail"]["object"]
+    assert thumb["expires_at"] is not None and thumb["expires_at"] == temp["object"]["expires_at"]
+    db_conn.execute("UPDATE storage_objects SET expires_at = now() - interval '1 minute'"
+                    " WHERE expires_at IS NOT NULL")
+    with storage_app.app_context(), pg.connect(database_url) as conn:
+        run_jobs(conn, [Job("storage-expired-objects", delete_expired_temp_objects)])
+    assert client.get(f"/api/storage/objects/{thumb['id']}", headers=ACME).status_code == 404
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 0
+    assert files_under(Path(storage_app.config["STORAGE_LOCAL_DIR"]) / "buckets") == []
 
 
 def _png_claiming(width: int, height: int) -> bytes:

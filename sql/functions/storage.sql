@@ -18,8 +18,19 @@ BEGIN
 END
 $$;
 
+-- Whether a write may replace the object `o` at its path: only an upsert may, and a thumbnail (p_metadata names
+-- its source) replaces only a thumbnail of the same source, never a file someone else put there.
+CREATE OR REPLACE FUNCTION storage_write_may_replace(o storage_objects, p_upsert boolean, p_metadata jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT p_upsert AND (NOT coalesce(p_metadata ? 'source', false)
+                         OR o.metadata->'source'->>'id' IS NOT DISTINCT FROM p_metadata->'source'->>'id')
+$$;
+
 -- Starts a write of p_length bytes to one path: holds the path and reserves the bytes, or explains why not.
--- outcome is 'reserved' (upload_id is the new upload), 'exists' (an object is there and p_upsert is false),
+-- outcome is 'reserved' (upload_id is the new upload), 'exists' (an object is there that the write may not
+-- replace: see storage_write_may_replace),
 -- 'in_progress' (another upload holds the path until busy_until) or 'quota_exceeded'. Replacing an object reserves
 -- only the growth. The quota check runs under the organization's usage row lock, so concurrent callers on any
 -- number of servers are admitted one at a time and never pass the quota together.
@@ -40,16 +51,20 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     v_reserve bigint;
+    v_current storage_objects;
 BEGIN
     -- Locking the current object (if any) first makes a concurrent delete of it either finish before we look, or
     -- wait for this transaction and then see our upload row.
-    SELECT o.size_bytes INTO replaced_bytes FROM storage_objects o
+    SELECT * INTO v_current FROM storage_objects o
      WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = p_path
        FOR UPDATE;
-    IF FOUND AND NOT p_upsert THEN
-        outcome := 'exists';
-        RETURN NEXT;
-        RETURN;
+    IF FOUND THEN
+        IF NOT storage_write_may_replace(v_current, p_upsert, p_metadata) THEN
+            outcome := 'exists';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        replaced_bytes := v_current.size_bytes;
     END IF;
 
     INSERT INTO storage_usage (organization_id) VALUES (p_organization_id)
@@ -60,9 +75,10 @@ BEGIN
     -- This statement and the ones below take a fresh snapshot (READ COMMITTED), so they see what another writer
     -- committed while we waited for the lock: an object that appeared after our first look is refused here, never
     -- overwritten. (An upsert that finds one reserves its whole length: exact again once the upload ends.)
-    IF replaced_bytes IS NULL AND NOT p_upsert AND EXISTS (
+    IF replaced_bytes IS NULL AND EXISTS (
             SELECT 1 FROM storage_objects o
-             WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = p_path) THEN
+             WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = p_path
+               AND NOT storage_write_may_replace(o, p_upsert, p_metadata)) THEN
         outcome := 'exists';
         RETURN NEXT;
         RETURN;
@@ -98,8 +114,10 @@ $$;
 
 -- Turns a finished upload into an object: the upload row goes (releasing its reservation) and the object row is
 -- inserted, or replaced when the upload was an upsert. Returns the object's id and whether it is new. Raises
--- no_data_found when the upload no longer exists (abandoned and cleaned up) and unique_violation when an object
--- appeared at a path the upload may not replace: the caller rolls back and removes the bytes it placed.
+-- no_data_found when the upload no longer exists (abandoned and cleaned up), unique_violation when an object
+-- appeared at a path the upload may not replace, and foreign_key_violation when the source of a thumbnail is gone:
+-- the caller rolls back and removes the bytes it placed.
+-- A thumbnail (p_metadata names its source) expires with its source: a temporary image's thumbnail goes with it.
 CREATE OR REPLACE FUNCTION complete_storage_write(
     p_organization_id uuid,
     p_upload_id uuid,
@@ -111,20 +129,31 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     v_upload storage_uploads;
-    v_ttl interval;
+    v_expires_at timestamptz;
 BEGIN
+    IF coalesce(p_metadata ? 'source', false) THEN
+        -- The source first, then the thumbnail's own row: the order delete_storage_objects takes them in.
+        SELECT o.expires_at INTO v_expires_at FROM storage_objects o
+         WHERE o.organization_id = p_organization_id AND o.id = (p_metadata->'source'->>'id')::uuid
+           FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'the source of this thumbnail no longer exists' USING ERRCODE = 'foreign_key_violation';
+        END IF;
+    END IF;
     SELECT * INTO v_upload FROM storage_uploads u
      WHERE u.organization_id = p_organization_id AND u.id = p_upload_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'storage upload % no longer exists', p_upload_id USING ERRCODE = 'no_data_found';
     END IF;
-    SELECT b.object_ttl INTO v_ttl FROM storage_buckets b WHERE b.id = v_upload.bucket_id;
+    IF NOT coalesce(p_metadata ? 'source', false) THEN
+        SELECT now() + b.object_ttl INTO v_expires_at FROM storage_buckets b WHERE b.id = v_upload.bucket_id;
+    END IF;
 
     IF v_upload.upsert THEN
         INSERT INTO storage_objects AS o (organization_id, bucket_id, path, size_bytes, content_type, sha256,
                                           metadata, uploaded_by, expires_at)
         VALUES (p_organization_id, v_upload.bucket_id, v_upload.path, v_upload.upload_length, p_content_type,
-                p_sha256, coalesce(p_metadata, '{}'::jsonb), v_upload.created_by, now() + v_ttl)
+                p_sha256, coalesce(p_metadata, '{}'::jsonb), v_upload.created_by, v_expires_at)
         ON CONFLICT (organization_id, bucket_id, path) DO UPDATE
             SET size_bytes = excluded.size_bytes, content_type = excluded.content_type, sha256 = excluded.sha256,
                 metadata = excluded.metadata, uploaded_by = excluded.uploaded_by, updated_at = now(),
@@ -134,7 +163,7 @@ BEGIN
         INSERT INTO storage_objects (organization_id, bucket_id, path, size_bytes, content_type, sha256, metadata,
                                      uploaded_by, expires_at)
         VALUES (p_organization_id, v_upload.bucket_id, v_upload.path, v_upload.upload_length, p_content_type,
-                p_sha256, coalesce(p_metadata, '{}'::jsonb), v_upload.created_by, now() + v_ttl)
+                p_sha256, coalesce(p_metadata, '{}'::jsonb), v_upload.created_by, v_expires_at)
         RETURNING id, true INTO object_id, created;
     END IF;
 
@@ -143,12 +172,16 @@ BEGIN
 END
 $$;
 
+-- Its result columns have changed before; CREATE OR REPLACE cannot change them, so the old one goes first.
+DROP FUNCTION IF EXISTS delete_storage_objects(uuid, text, text[]);
+
 -- Deletes the named objects of one bucket and reports each path: 'deleted' (with the row's id and size),
--- 'not_found', or 'busy' when an upload is writing to that path right now. The rows stay locked until the caller
--- commits, which it does only after removing the bytes, so a new upload to a deleted path starts after the bytes
--- are gone and never loses its own.
+-- 'not_found', or 'busy' when an upload is writing to that path right now. The thumbnails of the deleted objects
+-- (their metadata.source) go with them, one more row each with outcome 'thumbnail' and their own bucket. The rows
+-- stay locked until the caller commits, which it does only after removing the bytes, so a new upload to a deleted
+-- path starts after the bytes are gone and never loses its own.
 CREATE OR REPLACE FUNCTION delete_storage_objects(p_organization_id uuid, p_bucket_id text, p_paths text[])
-RETURNS TABLE (path text, outcome text, object_id uuid, size_bytes bigint)
+RETURNS TABLE (bucket_id text, path text, outcome text, object_id uuid, size_bytes bigint)
 LANGUAGE plpgsql VOLATILE
 AS $$
 BEGIN
@@ -168,14 +201,25 @@ BEGIN
          WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = ANY (p_paths)
            AND o.path NOT IN (SELECT b.path FROM busy b)
         RETURNING o.path, o.id, o.size_bytes
+    ), thumbnails AS (
+        DELETE FROM storage_objects t
+         WHERE t.organization_id = p_organization_id AND t.metadata ? 'source'
+           AND t.metadata->'source'->>'id' IN (SELECT d.id::text FROM deleted d)
+           AND NOT EXISTS (SELECT 1 FROM storage_uploads u
+                            WHERE u.organization_id = t.organization_id AND u.bucket_id = t.bucket_id
+                              AND u.path = t.path)
+        RETURNING t.bucket_id, t.path, t.id, t.size_bytes
     )
-    SELECT w.path::text,
+    SELECT p_bucket_id,
+           w.path::text,
            CASE WHEN d.id IS NOT NULL THEN 'deleted'
                 WHEN w.path IN (SELECT b.path FROM busy b) THEN 'busy'
                 ELSE 'not_found' END,
            d.id, d.size_bytes
       FROM wanted w LEFT JOIN deleted d ON d.path = w.path
-     ORDER BY w.path;
+    UNION ALL
+    SELECT t.bucket_id, t.path::text, 'thumbnail', t.id, t.size_bytes FROM thumbnails t
+     ORDER BY 1, 2;
 END
 $$;
 

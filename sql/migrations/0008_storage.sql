@@ -41,6 +41,9 @@ CREATE TABLE storage_objects (
     UNIQUE (organization_id, bucket_id, path)
 );
 CREATE INDEX storage_objects_expires_idx ON storage_objects (expires_at) WHERE expires_at IS NOT NULL;
+-- A thumbnail names the object it was made from (metadata.source.id), and is deleted with it.
+CREATE INDEX storage_objects_source_idx ON storage_objects (organization_id, ((metadata->'source'->>'id')))
+    WHERE metadata ? 'source';
 
 -- Writes in flight: a direct upload between reservation and commit, or a tus upload between creation and its last
 -- PATCH. The unique key makes it the lock on its path: one write per path at a time. reserved_bytes count against

@@ -22,8 +22,10 @@ SELECT object_id, created
 FROM complete_storage_write(%(organization_id)s, %(upload_id)s, %(sha256)s, %(content_type)s, %(metadata)s);
 
 -- name: delete_storage_objects
--- Deletes objects of one bucket by path; one row per distinct path with its outcome. Commit after the bytes go.
-SELECT path, outcome, object_id FROM delete_storage_objects(%(organization_id)s, %(bucket_id)s, %(paths)s);
+-- Deletes objects of one bucket by path, and their thumbnails; one row per distinct path with its outcome, one per
+-- thumbnail (outcome 'thumbnail'). Commit after the bytes go.
+SELECT bucket_id, path, outcome, object_id
+FROM delete_storage_objects(%(organization_id)s, %(bucket_id)s, %(paths)s);
 
 -- name: get_object_by_path
 -- One object of the organization by bucket and path, or no row.
