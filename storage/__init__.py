@@ -254,8 +254,9 @@ def begin_write(organization_id, user_id, bucket: Bucket, path: str, *, length: 
                 expires_at: datetime, content_type: str | None = None, metadata: dict | None = None) -> dict:
     """Hold `path` and reserve `length` bytes (step 2). Returns the upload row's id and the usage.
 
-    Raises Conflict (409) when an object is there and `upsert` is false, or another upload holds the path;
-    PaymentRequired (402) when the bytes do not fit in the plan's storage quota.
+    Raises Conflict (409) when an object is there and `upsert` is false, another upload holds the path, or an object
+    or upload is a folder of the path or inside it; PaymentRequired (402) when the bytes do not fit in the plan's
+    storage quota.
     """
     with get_db().tenant_transaction(organization_id) as conn:
         row = conn.execute(q.storage.begin_storage_write, {
@@ -267,6 +268,10 @@ def begin_write(organization_id, user_id, bucket: Bucket, path: str, *, length: 
     if row["outcome"] == "in_progress":
         raise Conflict(f"Another upload to {bucket.id}/{path} is in progress; it ends or expires by "
                        f"{row['busy_until'].isoformat()}.", code="upload_in_progress")
+    if row["outcome"] == "path_clash":
+        raise Conflict(f"{bucket.id}/{path} cannot be stored: {row['clash_path']} is there, and one path cannot be "
+                       "both a file and a folder.", code="path_clash",
+                       details={"bucket": bucket.id, "path": path, "clashes_with": row["clash_path"]})
     if row["outcome"] == "quota_exceeded":
         raise quota_exceeded(length, row["used_bytes"], row["quota_bytes"])
     return row

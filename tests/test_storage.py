@@ -173,6 +173,18 @@ def test_an_existing_path_is_409_unless_upsert_is_asked(client):
     assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 8000
 
 
+@pytest.mark.parametrize("first, second", [("a", "a/b"), ("a/b", "a"), ("x/y/z.bin", "x"), ("x", "x/y/z.bin")])
+def test_a_path_cannot_be_both_a_file_and_a_folder(client, first, second):
+    assert upload(client, "temp", first, b"first").status_code == 201
+    for headers in (ACME, {**ACME, "x-upsert": "true"}):
+        clash = upload(client, "temp", second, b"second", headers=headers)
+        assert clash.status_code == 409 and clash.json["error"]["code"] == "path_clash", clash.json
+        assert clash.json["error"]["details"]["clashes_with"] == first and "Retry-After" not in clash.headers
+    assert client.get(f"/api/storage/object/temp/{first}", headers=ACME).data == b"first"
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == len(b"first")
+    assert upload(client, "temp", f"{first}.other", b"elsewhere").status_code == 201  # a sibling is fine
+
+
 class EndlessBody(io.RawIOBase):
     """A request body that never ends, counting what the server read of it."""
 

@@ -123,6 +123,17 @@ def test_a_placement_that_may_not_replace_never_overwrites_in_supabase(supabase_
     assert standin.object_data("temp", key) == b"first"
 
 
+@pytest.mark.parametrize("first, second", [("a", "a/b"), ("a/b", "a")])
+def test_a_path_cannot_be_both_a_file_and_a_folder_in_supabase_either(client, standin, first, second):
+    # Supabase would take both keys; the local disk cannot. Both backends refuse the second alike.
+    assert upload(client, "temp", first, b"first").status_code == 201
+    clash = upload(client, "temp", second, b"second")
+    assert clash.status_code == 409 and clash.json["error"]["code"] == "path_clash"
+    assert [k.split("/", 1)[1] for (_b, k) in standin.objects] == [first]
+    tus = _create(client, 6, metadata("temp", second))
+    assert tus.status_code == 409 and tus.json["error"]["code"] == "path_clash"
+
+
 @pytest.mark.parametrize("status, expected, code", [
     (413, 413, "payload_too_large"), (415, 415, "unsupported_media_type"), (500, 503, "storage_unavailable"),
     (403, 503, "storage_unavailable"),

@@ -28,12 +28,46 @@ AS $$
                          OR o.metadata->'source'->>'id' IS NOT DISTINCT FROM p_metadata->'source'->>'id')
 $$;
 
+-- The paths of a bucket's objects and uploads in flight that cannot live next to p_path: a folder of it ('a' for
+-- 'a/b') or one inside it ('a/b' for 'a'). A file system cannot hold both, so neither backend is given both.
+CREATE OR REPLACE FUNCTION storage_path_clash(p_organization_id uuid, p_bucket_id text, p_path text)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    -- Four index range scans: the folders by equality, what is inside by the byte range of 'path/' ('0' follows
+    -- '/' in byte order).
+    WITH folders AS (
+        SELECT ARRAY(SELECT array_to_string(s.parts[1:n], '/')
+                       FROM (SELECT string_to_array(p_path, '/') AS parts) s,
+                            generate_series(1, cardinality(s.parts) - 1) n) AS paths
+    )
+    SELECT c.path FROM (
+        SELECT o.path::text FROM storage_objects o, folders f
+         WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = ANY (f.paths)
+        UNION ALL
+        SELECT o.path::text FROM storage_objects o
+         WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id
+           AND o.path >= (p_path || '/') COLLATE "C" AND o.path < (p_path || '0') COLLATE "C"
+        UNION ALL
+        SELECT u.path::text FROM storage_uploads u, folders f
+         WHERE u.organization_id = p_organization_id AND u.bucket_id = p_bucket_id AND u.path = ANY (f.paths)
+        UNION ALL
+        SELECT u.path::text FROM storage_uploads u
+         WHERE u.organization_id = p_organization_id AND u.bucket_id = p_bucket_id
+           AND u.path >= (p_path || '/') COLLATE "C" AND u.path < (p_path || '0') COLLATE "C"
+    ) c
+    LIMIT 1
+$$;
+
+-- Its result columns have changed before; CREATE OR REPLACE cannot change them, so the old one goes first.
+DROP FUNCTION IF EXISTS begin_storage_write(uuid, text, text, text, bigint, boolean, uuid, text, jsonb, timestamptz);
+
 -- Starts a write of p_length bytes to one path: holds the path and reserves the bytes, or explains why not.
 -- outcome is 'reserved' (upload_id is the new upload), 'exists' (an object is there that the write may not
--- replace: see storage_write_may_replace),
--- 'in_progress' (another upload holds the path until busy_until) or 'quota_exceeded'. Replacing an object reserves
--- only the growth. The quota check runs under the organization's usage row lock, so concurrent callers on any
--- number of servers are admitted one at a time and never pass the quota together.
+-- replace: see storage_write_may_replace), 'in_progress' (another upload holds the path until busy_until),
+-- 'path_clash' (clash_path, an object or upload, is a folder of the path or inside it) or 'quota_exceeded'.
+-- Replacing an object reserves only the growth. The checks run under the organization's usage row lock, so
+-- concurrent callers on any number of servers are admitted one at a time and never pass the quota together.
 CREATE OR REPLACE FUNCTION begin_storage_write(
     p_organization_id uuid,
     p_bucket_id text,
@@ -46,7 +80,7 @@ CREATE OR REPLACE FUNCTION begin_storage_write(
     p_metadata jsonb,
     p_expires_at timestamptz)
 RETURNS TABLE (outcome text, upload_id uuid, used_bytes bigint, quota_bytes bigint, replaced_bytes bigint,
-               busy_until timestamptz)
+               busy_until timestamptz, clash_path text)
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
@@ -88,6 +122,13 @@ BEGIN
      WHERE u.organization_id = p_organization_id AND u.bucket_id = p_bucket_id AND u.path = p_path;
     IF FOUND THEN
         outcome := 'in_progress';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    clash_path := storage_path_clash(p_organization_id, p_bucket_id, p_path);
+    IF clash_path IS NOT NULL THEN
+        outcome := 'path_clash';
         RETURN NEXT;
         RETURN;
     END IF;

@@ -12,7 +12,7 @@ SELECT used_bytes, quota_bytes FROM storage_quota(%(organization_id)s);
 
 -- name: begin_storage_write
 -- Holds a path and reserves its bytes; outcome says whether it did ('reserved') or why not.
-SELECT outcome, upload_id, used_bytes, quota_bytes, replaced_bytes, busy_until
+SELECT outcome, upload_id, used_bytes, quota_bytes, replaced_bytes, busy_until, clash_path
 FROM begin_storage_write(%(organization_id)s, %(bucket_id)s, %(path)s, %(kind)s, %(length)s, %(upsert)s,
                          %(created_by)s, %(content_type)s, %(metadata)s, %(expires_at)s);
 
