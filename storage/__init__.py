@@ -232,9 +232,9 @@ def quota_exceeded(needed: int, used: int, limit: int) -> PaymentRequired:
 def precheck_write(conn, organization_id, bucket: Bucket, path: str, length: int | None, upsert: bool) -> None:
     """Refuse early, before a byte is read, what `begin_write` would refuse anyway. Raises Conflict (409) or
     PaymentRequired (402). Advisory only: begin_write decides, atomically."""
-    existing = conn.execute(q.storage.get_object_by_path, {
+    existing = conn.execute(q.storage.get_object_to_replace, {
         "organization_id": organization_id, "bucket_id": bucket.id, "path": path}).fetchone()
-    if existing is not None and not upsert:
+    if existing is not None and not existing["expired"] and not upsert:
         raise _exists(bucket, path)
     if length is not None:
         row = conn.execute(q.storage.get_storage_quota, {"organization_id": organization_id}).fetchone()
@@ -252,7 +252,8 @@ def _exists(bucket: Bucket, path: str) -> Conflict:
 
 def begin_write(organization_id, user_id, bucket: Bucket, path: str, *, length: int, upsert: bool, kind: str,
                 expires_at: datetime, content_type: str | None = None, metadata: dict | None = None) -> dict:
-    """Hold `path` and reserve `length` bytes (step 2). Returns the upload row's id and the usage.
+    """Hold `path` and reserve `length` bytes (step 2). Returns the upload row's id, the usage, and whether the
+    write replaces what is there (`upsert`: asked for, or the object there has expired).
 
     Raises Conflict (409) when an object is there and `upsert` is false, another upload holds the path, or an object
     or upload is a folder of the path or inside it; PaymentRequired (402) when the bytes do not fit in the plan's
@@ -350,9 +351,9 @@ def store_object(caller, bucket: Bucket, path: str, staged: StagedFile, *, upser
     prepared = _prepare_thumbnail(bucket, path, staged, project_id)
     try:
         if upload_id is None:
-            upload_id = begin_write(organization_id, caller.user_id, bucket, path, length=staged.size,
-                                    upsert=upsert, kind="direct",
-                                    expires_at=datetime.now(timezone.utc) + DIRECT_UPLOAD_HOLD)["upload_id"]
+            held = begin_write(organization_id, caller.user_id, bucket, path, length=staged.size, upsert=upsert,
+                               kind="direct", expires_at=datetime.now(timezone.utc) + DIRECT_UPLOAD_HOLD)
+            upload_id, upsert = held["upload_id"], held["upsert"]
         row, created = finish_write(organization_id, upload_id, bucket, path, staged, upsert=upsert,
                                     metadata=metadata)
         thumbnail = None

@@ -363,6 +363,10 @@ def test_begin_storage_write_sees_an_object_committed_while_it_waited_for_the_lo
         thread.join(10)
     assert result == {"outcome": "exists"}
     assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
+    for path in ("first.bin", "late.bin"):  # and without any race, of course
+        assert db_conn.execute(
+            "SELECT outcome FROM begin_storage_write(%s, 'temp', %s, 'direct', 5, false, NULL, NULL, '{}',"
+            " now() + interval '1 hour')", (organization, path)).fetchone()["outcome"] == "exists"
 
 
 def test_a_placement_that_may_not_replace_never_overwrites_and_rolls_back_only_its_own_bytes(storage_app, tmp_path):
@@ -675,6 +679,36 @@ def test_maintenance_removes_expired_temp_objects_and_undoes_abandoned_uploads(c
                                         f"buckets/videos/{organization}/p/kept.mp4"])
     assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
     assert db_conn.execute("SELECT reserved_bytes FROM storage_usage").fetchone()["reserved_bytes"] == 0
+
+
+def test_an_expired_object_is_gone_at_once_and_its_path_free(client, storage_app, db_conn):
+    old = upload(client, "temp", "p/old.txt", b"old bytes").json["object"]
+    link = urlsplit(client.post("/api/storage/object/sign/temp/p/old.txt", headers=ACME).json["signed_url"])
+    upload(client, "temp", "p/kept.txt", b"kept")
+    db_conn.execute("UPDATE storage_objects SET expires_at = now() - interval '1 second' WHERE path = 'p/old.txt'")
+
+    # Maintenance has not run: the row and bytes are still there, yet no route shows them.
+    assert client.get("/api/storage/object/temp/p/old.txt", headers=ACME).status_code == 404
+    assert client.get("/api/storage/object/info/temp/p/old.txt", headers=ACME).status_code == 404
+    assert client.get(f"/api/storage/objects/{old['id']}", headers=ACME).status_code == 404
+    assert client.get(f"{link.path}?{link.query}").status_code == 404
+    assert client.post("/api/storage/object/sign/temp/p/old.txt", headers=ACME).status_code == 404
+    listed = client.get("/api/storage/buckets/temp/objects?prefix=p/", headers=ACME).json["items"]
+    assert [item["path"] for item in listed] == ["p/kept.txt"]
+    assert client.delete(f"/api/storage/objects/{old['id']}", headers=ACME).status_code == 404
+    assert client.delete("/api/storage/object/temp/p/old.txt", headers=ACME).status_code == 404
+
+    # A plain upload to its path stores a new object in its place, and the old bytes stop counting.
+    new = upload(client, "temp", "p/old.txt", b"new")
+    assert new.status_code == 201, new.json
+    assert new.json["object"]["id"] != old["id"]
+    assert client.get("/api/storage/object/temp/p/old.txt", headers=ACME).data == b"new"
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == len(b"new") + len(b"kept")
+    usage = db_conn.execute("SELECT object_bytes, reserved_bytes FROM storage_usage").fetchone()
+    assert usage == {"object_bytes": len(b"new") + len(b"kept"), "reserved_bytes": 0}
+    organization = org_id(db_conn)
+    assert files_under(Path(storage_app.config["STORAGE_LOCAL_DIR"])) == [
+        f"buckets/temp/{organization}/p/kept.txt", f"buckets/temp/{organization}/p/old.txt"]
 
 
 def test_reconcile_finds_and_repairs_orphans_on_both_sides(client, storage_app, db_conn):

@@ -99,6 +99,16 @@ def test_replacing_and_deleting_reach_supabase(client, standin, db_conn):
     assert ("DELETE", "/storage/v1/object/videos") in standin.requests
 
 
+def test_an_upload_replaces_an_expired_object_in_supabase(client, standin, db_conn):
+    upload(client, "temp", "x.bin", b"old")
+    db_conn.execute("UPDATE storage_objects SET expires_at = now() - interval '1 second'")
+    assert client.get("/api/storage/object/info/temp/x.bin", headers=ACME).status_code == 404
+    assert upload(client, "temp", "x.bin", b"new!").status_code == 201
+    assert standin.object_data("temp", f"{org_id(db_conn)}/x.bin") == b"new!"
+    assert sorted(k for (_b, k) in standin.objects) == [f"{org_id(db_conn)}/x.bin"]  # no backup left
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 4
+
+
 def test_a_failed_commit_restores_the_previous_version_in_supabase(client, standin, db_conn, monkeypatch):
     upload(client, "temp", "keep.bin", b"version one")
     key = f"{org_id(db_conn)}/keep.bin"

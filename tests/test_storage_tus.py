@@ -318,6 +318,17 @@ def test_an_existing_object_needs_upsert_and_a_busy_path_is_409(client):
     assert client.get("/api/storage/object/temp/x.bin", headers=ACME).data == b"second"
 
 
+def test_a_resumable_upload_may_take_the_path_of_an_expired_object(client, db_conn):
+    client.post("/api/storage/object/temp/x.bin", data=b"first", headers=ACME)
+    db_conn.execute("UPDATE storage_objects SET expires_at = now() - interval '1 second'")
+    created = _create(client, 6, metadata("temp", "x.bin"))
+    assert created.status_code == 201, created.json
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 6  # first's 5, and 1 more
+    assert _patch(client, created.headers["Location"], 0, b"second").status_code == 204
+    assert client.get("/api/storage/object/temp/x.bin", headers=ACME).data == b"second"
+    assert client.get("/api/storage/usage", headers=ACME).json["used_bytes"] == 6
+
+
 def test_expired_and_locked_uploads(client, db_conn):
     created = _create(client, 100, metadata("temp", "slow.bin"))
     path = urlsplit(created.headers["Location"]).path

@@ -18,13 +18,15 @@ BEGIN
 END
 $$;
 
--- Whether a write may replace the object `o` at its path: only an upsert may, and a thumbnail (p_metadata names
--- its source) replaces only a thumbnail of the same source, never a file someone else put there.
+-- Whether a write may replace the object `o` at its path: any write may replace an expired object (it is gone as far
+-- as clients can tell, only not deleted yet); otherwise only an upsert may, and a thumbnail (p_metadata names its
+-- source) replaces only a thumbnail of the same source, never a file someone else put there.
 CREATE OR REPLACE FUNCTION storage_write_may_replace(o storage_objects, p_upsert boolean, p_metadata jsonb)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 AS $$
-    SELECT p_upsert AND (NOT coalesce(p_metadata ? 'source', false)
+    SELECT coalesce(o.expires_at <= now(), false)
+        OR p_upsert AND (NOT coalesce(p_metadata ? 'source', false)
                          OR o.metadata->'source'->>'id' IS NOT DISTINCT FROM p_metadata->'source'->>'id')
 $$;
 
@@ -66,8 +68,9 @@ DROP FUNCTION IF EXISTS begin_storage_write(uuid, text, text, text, bigint, bool
 -- outcome is 'reserved' (upload_id is the new upload), 'exists' (an object is there that the write may not
 -- replace: see storage_write_may_replace), 'in_progress' (another upload holds the path until busy_until),
 -- 'path_clash' (clash_path, an object or upload, is a folder of the path or inside it) or 'quota_exceeded'.
--- Replacing an object reserves only the growth. The checks run under the organization's usage row lock, so
--- concurrent callers on any number of servers are admitted one at a time and never pass the quota together.
+-- Replacing an object reserves only the growth. upsert says whether the upload replaces what is there: asked for,
+-- or an expired object is there. The checks run under the organization's usage row lock, so concurrent callers on
+-- any number of servers are admitted one at a time and never pass the quota together.
 CREATE OR REPLACE FUNCTION begin_storage_write(
     p_organization_id uuid,
     p_bucket_id text,
@@ -80,7 +83,7 @@ CREATE OR REPLACE FUNCTION begin_storage_write(
     p_metadata jsonb,
     p_expires_at timestamptz)
 RETURNS TABLE (outcome text, upload_id uuid, used_bytes bigint, quota_bytes bigint, replaced_bytes bigint,
-               busy_until timestamptz, clash_path text)
+               busy_until timestamptz, clash_path text, upsert boolean)
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
@@ -100,6 +103,7 @@ BEGIN
         END IF;
         replaced_bytes := v_current.size_bytes;
     END IF;
+    upsert := p_upsert OR coalesce(v_current.expires_at <= now(), false);
 
     INSERT INTO storage_usage (organization_id) VALUES (p_organization_id)
     ON CONFLICT ON CONSTRAINT storage_usage_pkey DO NOTHING;
@@ -144,7 +148,7 @@ BEGIN
     -- found the first one's upload or object; the unique key stays the last word all the same.
     INSERT INTO storage_uploads (organization_id, bucket_id, path, kind, upload_length, reserved_bytes, upsert,
                                  content_type, metadata, created_by, expires_at)
-    VALUES (p_organization_id, p_bucket_id, p_path, p_kind, p_length, v_reserve, p_upsert, p_content_type,
+    VALUES (p_organization_id, p_bucket_id, p_path, p_kind, p_length, v_reserve, upsert, p_content_type,
             coalesce(p_metadata, '{}'::jsonb), p_created_by, p_expires_at)
     RETURNING id INTO upload_id;
     used_bytes := used_bytes + v_reserve;
@@ -191,6 +195,10 @@ BEGIN
     END IF;
 
     IF v_upload.upsert THEN
+        -- An expired object is not replaced in place but deleted: what this write stores is a new object.
+        DELETE FROM storage_objects o
+         WHERE o.organization_id = p_organization_id AND o.bucket_id = v_upload.bucket_id
+           AND o.path = v_upload.path AND o.expires_at <= now();
         INSERT INTO storage_objects AS o (organization_id, bucket_id, path, size_bytes, content_type, sha256,
                                           metadata, uploaded_by, expires_at)
         VALUES (p_organization_id, v_upload.bucket_id, v_upload.path, v_upload.upload_length, p_content_type,
@@ -217,7 +225,8 @@ $$;
 DROP FUNCTION IF EXISTS delete_storage_objects(uuid, text, text[]);
 
 -- Deletes the named objects of one bucket and reports each path: 'deleted' (with the row's id and size),
--- 'not_found', or 'busy' when an upload is writing to that path right now. The thumbnails of the deleted objects
+-- 'not_found' (also for an expired object, which maintenance deletes), or 'busy' when an upload is writing to that
+-- path right now. The thumbnails of the deleted objects
 -- (their metadata.source) go with them, one more row each with outcome 'thumbnail' and their own bucket. The rows
 -- stay locked until the caller commits, which it does only after removing the bytes, so a new upload to a deleted
 -- path starts after the bytes are gone and never loses its own.
@@ -230,6 +239,7 @@ BEGIN
     -- waited for a lock.
     PERFORM 1 FROM storage_objects o
      WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = ANY (p_paths)
+       AND (o.expires_at IS NULL OR o.expires_at > now())
        FOR UPDATE;
     RETURN QUERY
     WITH wanted AS (
@@ -240,7 +250,7 @@ BEGIN
     ), deleted AS (
         DELETE FROM storage_objects o
          WHERE o.organization_id = p_organization_id AND o.bucket_id = p_bucket_id AND o.path = ANY (p_paths)
-           AND o.path NOT IN (SELECT b.path FROM busy b)
+           AND (o.expires_at IS NULL OR o.expires_at > now()) AND o.path NOT IN (SELECT b.path FROM busy b)
         RETURNING o.path, o.id, o.size_bytes
     ), thumbnails AS (
         DELETE FROM storage_objects t

@@ -12,7 +12,7 @@ SELECT used_bytes, quota_bytes FROM storage_quota(%(organization_id)s);
 
 -- name: begin_storage_write
 -- Holds a path and reserves its bytes; outcome says whether it did ('reserved') or why not.
-SELECT outcome, upload_id, used_bytes, quota_bytes, replaced_bytes, busy_until, clash_path
+SELECT outcome, upload_id, used_bytes, quota_bytes, replaced_bytes, busy_until, clash_path, upsert
 FROM begin_storage_write(%(organization_id)s, %(bucket_id)s, %(path)s, %(kind)s, %(length)s, %(upsert)s,
                          %(created_by)s, %(content_type)s, %(metadata)s, %(expires_at)s);
 
@@ -28,28 +28,37 @@ SELECT bucket_id, path, outcome, object_id
 FROM delete_storage_objects(%(organization_id)s, %(bucket_id)s, %(paths)s);
 
 -- name: get_object_by_path
--- One object of the organization by bucket and path, or no row.
+-- One live object of the organization by bucket and path, or no row. An expired object is gone to clients at once,
+-- though maintenance deletes it later.
 SELECT organization_id, id, bucket_id, path, size_bytes, content_type, sha256, metadata, uploaded_by, created_at,
        updated_at, expires_at
+FROM storage_objects
+WHERE organization_id = %(organization_id)s AND bucket_id = %(bucket_id)s AND path = %(path)s
+  AND (expires_at IS NULL OR expires_at > now());
+
+-- name: get_object_to_replace
+-- The size of the object a write to this path would replace, live or expired, and whether it has expired; or no row.
+SELECT size_bytes, coalesce(expires_at <= now(), false) AS expired
 FROM storage_objects
 WHERE organization_id = %(organization_id)s AND bucket_id = %(bucket_id)s AND path = %(path)s;
 
 -- name: get_object_by_id
--- One object of the organization by id, or no row.
+-- One live object of the organization by id, or no row.
 SELECT organization_id, id, bucket_id, path, size_bytes, content_type, sha256, metadata, uploaded_by, created_at,
        updated_at, expires_at
 FROM storage_objects
-WHERE organization_id = %(organization_id)s AND id = %(id)s;
+WHERE organization_id = %(organization_id)s AND id = %(id)s AND (expires_at IS NULL OR expires_at > now());
 
 -- name: list_objects
--- A page of the organization's objects in one bucket whose path starts with the prefix, in path order, after the
--- cursor's path.
+-- A page of the organization's live objects in one bucket whose path starts with the prefix, in path order, after
+-- the cursor's path.
 SELECT organization_id, id, bucket_id, path, size_bytes, content_type, sha256, metadata, uploaded_by, created_at,
        updated_at, expires_at
 FROM storage_objects
 WHERE organization_id = %(organization_id)s AND bucket_id = %(bucket_id)s
   AND path >= %(prefix)s AND starts_with(path, %(prefix)s)
   AND (%(after)s::text IS NULL OR path > %(after)s)
+  AND (expires_at IS NULL OR expires_at > now())
 ORDER BY path
 LIMIT %(limit)s;
 
