@@ -44,6 +44,8 @@ TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration"
 ENDPOINT = "/api/storage/upload/resumable"
 LEASE_SECONDS = 30
+# Progress is recorded, and the lease renewed, before a chunk is written when the last renewal is older than this:
+# well within the lease, so a PATCH never writes on a lease about to run out.
 PROGRESS_EVERY_SECONDS = 5
 FINALIZE_LEASE_SECONDS = 600
 _INTEGER = re.compile(r"[0-9]{1,19}")
@@ -283,18 +285,20 @@ def _receive(caller, row: dict, bucket, lease) -> tuple[int, str | None]:
                     break
                 if written + len(chunk) > length:
                     raise PayloadTooLarge(f"The body takes the upload past its Upload-Length of {length} bytes.")
+                # Renew before writing, never only after: a body that stalled past the lease may have let another
+                # PATCH take the upload over and truncate the file, and this one must then stop without writing.
+                if time.monotonic() - last_record > PROGRESS_EVERY_SECONDS:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    if not _record(organization_id, upload_id, lease, written, content_type, release=False):
+                        raise _lease_lost()
+                    last_record = time.monotonic()
                 handle.write(chunk)
                 written += len(chunk)
                 if content_type is None and written >= min(sniff.HEAD_BYTES, length):
                     handle.flush()
                     with open(part, "rb") as head:
                         content_type = storage.check_type(head.read(sniff.HEAD_BYTES), bucket)
-                if time.monotonic() - last_record > PROGRESS_EVERY_SECONDS:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                    if not _record(organization_id, upload_id, lease, written, content_type, release=False):
-                        raise Conflict("This upload was taken over by another request.", code="lease_lost")
-                    last_record = time.monotonic()
         except UnsupportedMediaType:
             terminate_upload(organization_id, upload_id)
             raise
@@ -316,9 +320,14 @@ def _receive(caller, row: dict, bucket, lease) -> tuple[int, str | None]:
         log.info("tus upload %s broke off at %d of %d bytes: %s", upload_id, written, length,
                  type(failure).__name__)
     finished = written == length
-    _record(organization_id, upload_id, lease, written, content_type, release=not finished,
-            seconds=FINALIZE_LEASE_SECONDS)
+    if not _record(organization_id, upload_id, lease, written, content_type, release=not finished,
+                   seconds=FINALIZE_LEASE_SECONDS):
+        raise _lease_lost()  # the file is another PATCH's now: neither record nor finish what we wrote
     return written, content_type
+
+
+def _lease_lost() -> Conflict:
+    return Conflict("This upload was taken over by another request; ask HEAD for the offset.", code="lease_lost")
 
 
 def _finalize(caller, row: dict, bucket, content_type: str | None) -> dict:

@@ -15,6 +15,7 @@ from tusclient.storage.interface import Storage
 from werkzeug.serving import make_server
 
 import storage
+from storage import tus
 from tests.conftest import _truncate_all
 from tests.test_storage import ACME, GLOBEX, mp4_of, png, storage_app_for, webp_with_corrupt_exif
 
@@ -199,6 +200,38 @@ def test_slow_uploads_hold_no_pooled_connection_while_their_bodies_stream(databa
     finally:
         app.extensions["db"].close()
         _truncate_all(database_url)
+
+
+def test_a_patch_that_stalled_past_its_lease_stops_without_writing(client, db_conn, monkeypatch):
+    monkeypatch.setattr(tus, "PROGRESS_EVERY_SECONDS", 0)  # renew before every chunk, as after a long stall
+    data = mp4_of(50_000, 9)
+    location = _create(client, len(data), metadata("videos", "p/stalled.mp4")).headers["Location"]
+    gate = threading.Event()
+    stalled = GatedBody(data[:20_000], b"X" * 30_000, gate)  # its late bytes are not the file's
+    result = {}
+
+    def send_stalled():
+        result["response"] = client.application.test_client().patch(urlsplit(location).path, headers={
+            **ACME, **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+            environ_overrides={"wsgi.input": stalled, "CONTENT_LENGTH": str(len(data))})
+
+    thread = threading.Thread(target=send_stalled)
+    thread.start()
+    try:
+        assert stalled.started.wait(10)
+        # The stall outlasts the lease: another PATCH takes the upload over and finishes it.
+        db_conn.execute("UPDATE storage_uploads SET lease_expires_at = now() - interval '1 second'")
+        offset = int(client.head(urlsplit(location).path, headers={**ACME, **TUS}).headers["Upload-Offset"])
+        assert _patch(client, location, offset, data[offset:]).status_code == 204
+    finally:
+        gate.set()
+        thread.join(30)
+    response = result["response"]
+    assert response.status_code == 409 and response.json["error"]["code"] == "lease_lost"
+    stored = client.get("/api/storage/object/videos/p/stalled.mp4", headers=ACME)
+    assert stored.data == data
+    info = client.get("/api/storage/object/info/videos/p/stalled.mp4", headers=ACME).json
+    assert info["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_options_describes_the_server_without_a_session(client):
