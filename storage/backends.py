@@ -123,11 +123,20 @@ class StorageBackend(ABC):
             for entry in directory.iterdir():
                 if entry.name in live_uploads or not entry.is_file():
                     continue
-                if entry.stat().st_mtime < cutoff:
+                if _older_than(entry, cutoff):
                     doomed.append(entry)
                     if not dry_run:
                         entry.unlink(missing_ok=True)
         return doomed
+
+
+def _older_than(entry: Path, cutoff: float) -> bool:
+    """Whether `entry` last changed before the Unix time `cutoff`; False when it is gone, as a file can be between
+    listing its directory and looking at it (its request finished, or its write was committed)."""
+    try:
+        return entry.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
 
 
 @contextmanager
@@ -240,7 +249,7 @@ class LocalBackend(StorageBackend):
     def cleanup_backups(self, buckets, live_tokens, older_than_seconds, dry_run):
         cutoff = time.time() - older_than_seconds
         doomed = [entry for entry in self.backups_dir.iterdir()
-                  if entry.name not in live_tokens and entry.stat().st_mtime < cutoff]
+                  if entry.name not in live_tokens and _older_than(entry, cutoff)]
         if not dry_run:
             for entry in doomed:
                 entry.unlink(missing_ok=True)

@@ -745,6 +745,32 @@ def test_reconcile_finds_and_repairs_orphans_on_both_sides(client, storage_app, 
     assert "young.bin" not in young.output and (objects / "young.bin").exists()
 
 
+def test_reconcile_passes_over_files_that_vanish_while_it_looks(client, storage_app, monkeypatch):
+    upload(client, "temp", "good.bin", b"good")
+    backend = storage_app.extensions["storage"]
+    (backend.staging_dir / "body-old").write_bytes(b"from a crashed request")
+    os.utime(backend.staging_dir / "body-old", (0, 0))
+
+    class Vanished(type(Path())):
+        """A file that was there when its directory was listed, and is gone when looked at: its request finished."""
+
+        def is_file(self) -> bool:
+            return True
+
+    listing = Path.iterdir
+
+    def iterdir(self):
+        yield from listing(self)
+        if self in (backend.staging_dir, backend.uploads_dir, backend.backups_dir):
+            yield Vanished(self / "just-finished")
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    result = storage_app.test_cli_runner().invoke(args=["storage", "reconcile", "--grace-minutes", "1"])
+    assert result.exit_code == 0, result.output
+    assert "stale_work_file" in result.output and "just-finished" not in result.output
+    assert not (backend.staging_dir / "body-old").exists()
+
+
 def test_sync_buckets_on_the_local_backend_makes_their_folders(storage_app):
     result = storage_app.test_cli_runner().invoke(args=["storage", "sync-buckets"])
     assert result.exit_code == 0, result.output
