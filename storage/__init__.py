@@ -4,12 +4,14 @@ The order of a write, and what each failure leaves behind (metadata and bytes ne
 
 1. `receive` streams the request body into a staging file on the backend's disk, hashing (SHA-256) and counting as
    it writes, sniffing the type from the first bytes: over the bucket's limit is 413 at once, a refused type 415,
-   and the staging file is deleted. No database transaction is open meanwhile.
+   and the staging file is deleted. No database transaction is open meanwhile, and no pooled connection is held.
 2. `begin_storage_write` (one short transaction) holds the path with an upload row and reserves the bytes against
-   the plan's quota atomically: 409 when an object is there and no upsert was asked, or another upload holds the
-   path; 402 over the quota. Nothing is placed yet.
-3. The backend places the bytes at `{organization_id}/{path}` (an atomic rename on local disk), keeping the previous
-   version aside when replacing. If this fails, the upload row is deleted (releasing the reservation): neither.
+   the plan's quota atomically: 409 when a live object is there and no upsert was asked, another upload holds the
+   path, or the path is a folder of another one or inside one (an expired object is replaced, whatever was asked);
+   402 over the quota. Nothing is placed yet.
+3. The backend places the bytes at `{organization_id}/{path}`, keeping the previous version aside when replacing
+   (local disk: an atomic rename; a hard link when nothing may be replaced, which never overwrites). If this fails,
+   the upload row is deleted (releasing the reservation): neither.
 4. `complete_storage_write` (one short transaction) turns the upload row into the object row. If it fails, the
    placement is rolled back (the previous version restored, or the new bytes removed) and the upload row released.
 5. The previous version is dropped.

@@ -1,7 +1,8 @@
 -- Object storage bookkeeping: reserving a path and its bytes, turning an upload into an object, deleting objects.
 --
--- Lock order, the same in every function so concurrent writers cannot deadlock: the object row, then the
--- organization's storage_usage row (taken explicitly or by the usage triggers), then the upload row.
+-- Lock order, the same in every function so concurrent writers cannot deadlock: the object row (an image before its
+-- thumbnail), then the organization's storage_usage row (taken explicitly or by the usage triggers), then the upload
+-- row.
 
 -- Bytes used (live objects plus uploads in flight) and the plan's storage quota (NULL: unlimited).
 CREATE OR REPLACE FUNCTION storage_quota(p_organization_id uuid)
@@ -226,10 +227,10 @@ DROP FUNCTION IF EXISTS delete_storage_objects(uuid, text, text[]);
 
 -- Deletes the named objects of one bucket and reports each path: 'deleted' (with the row's id and size),
 -- 'not_found' (also for an expired object, which maintenance deletes), or 'busy' when an upload is writing to that
--- path right now. The thumbnails of the deleted objects
--- (their metadata.source) go with them, one more row each with outcome 'thumbnail' and their own bucket. The rows
--- stay locked until the caller commits, which it does only after removing the bytes, so a new upload to a deleted
--- path starts after the bytes are gone and never loses its own.
+-- path right now. The thumbnails of the deleted objects (their metadata.source) go with them: one more row each,
+-- with outcome 'thumbnail' and their own bucket. The rows stay locked until the caller commits, which it does only
+-- after removing the bytes, so a new upload to a deleted path starts after the bytes are gone and never loses its
+-- own.
 CREATE OR REPLACE FUNCTION delete_storage_objects(p_organization_id uuid, p_bucket_id text, p_paths text[])
 RETURNS TABLE (bucket_id text, path text, outcome text, object_id uuid, size_bytes bigint)
 LANGUAGE plpgsql VOLATILE
