@@ -369,7 +369,7 @@ def test_begin_storage_write_sees_an_object_committed_while_it_waited_for_the_lo
             " now() + interval '1 hour')", (organization, path)).fetchone()["outcome"] == "exists"
 
 
-def test_a_placement_that_may_not_replace_never_overwrites_and_rolls_back_only_its_own_bytes(storage_app, tmp_path):
+def test_a_placement_that_may_not_replace_never_overwrites_and_rolls_back_only_its_own_bytes(storage_app):
     backend = storage_app.extensions["storage"]
     key = "4c1f6a59-83f0-4a39-9f5a-2d7a1b7e0c11/a.bin"
 
