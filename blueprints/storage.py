@@ -200,14 +200,19 @@ def object_info(bucket_id: str, path: str):
 @bp.get("/objects/<object_id>")
 def object_info_by_id(object_id: str):
     """The object's metadata by id. Raises 404, also for another organization's object."""
+    bucket, row = _object_by_id(object_id)
+    return storage.object_json(row, bucket)
+
+
+def _object_by_id(object_id: str):
+    """(bucket, metadata row) of the caller's organization's object. Raises 404, also for another's object."""
     caller = current_caller()
     with get_db().tenant_transaction(caller.organization_id) as conn:
         row = conn.execute(q.storage.get_object_by_id, {"organization_id": caller.organization_id,
                                                         "id": _object_id(object_id)}).fetchone()
         if row is None:
             raise NotFound("The object does not exist.")
-        bucket = storage.get_bucket(conn, row["bucket_id"])
-    return storage.object_json(row, bucket)
+        return storage.get_bucket(conn, row["bucket_id"]), row
 
 
 def _delete_one(bucket, path: str) -> dict:
@@ -230,13 +235,7 @@ def delete_object(bucket_id: str, path: str):
 @bp.delete("/objects/<object_id>")
 def delete_object_by_id(object_id: str):
     """Delete one object by id. Raises 404 (also for another organization's object) and 409 as above."""
-    caller = current_caller()
-    with get_db().tenant_transaction(caller.organization_id) as conn:
-        row = conn.execute(q.storage.get_object_by_id, {"organization_id": caller.organization_id,
-                                                        "id": _object_id(object_id)}).fetchone()
-        if row is None:
-            raise NotFound("The object does not exist.")
-        bucket = storage.get_bucket(conn, row["bucket_id"])
+    bucket, row = _object_by_id(object_id)
     return _delete_one(bucket, row["path"])
 
 
@@ -288,18 +287,23 @@ def sign_object(bucket_id: str, path: str):
             "expires_at": datetime.fromtimestamp(expires, timezone.utc)}
 
 
+def _find_by_key(bucket_id: str, key: str):
+    """(bucket, metadata row) for a link's backend key, `{organizationId}/{path}`, with no session. Raises 404."""
+    try:
+        organization_id, path = paths.split_key(key)
+    except ValueError:
+        raise NotFound("The object does not exist.") from None
+    with get_db().tenant_transaction(organization_id) as conn:
+        return _find(conn, organization_id, bucket_id, path)
+
+
 @bp.get("/signed/<bucket_id>/<path:key>")
 @public
 def signed_object(bucket_id: str, key: str):
     """Serve an object through a signed link (no session). Raises 403 (tampered or expired link), 404."""
     expires = signing.verify(current_app.config["SECRET_KEY"], bucket_id, key, request.args.get("expires"),
                              request.args.get("token"))
-    try:
-        organization_id, path = paths.split_key(key)
-    except ValueError:
-        raise NotFound("The object does not exist.") from None
-    with get_db().tenant_transaction(organization_id) as conn:
-        bucket, row = _find(conn, organization_id, bucket_id, path)
+    bucket, row = _find_by_key(bucket_id, key)
     remaining = max(1, int(expires - time.time()))
     return _serve(bucket, row, cache_control=f"private, max-age={min(remaining, 3600)}", ttl_seconds=remaining)
 
@@ -309,12 +313,7 @@ def signed_object(bucket_id: str, key: str):
 def public_object(bucket_id: str, key: str):
     """Serve an object of a public bucket (no session). With `?v=` naming the current content (as the API's
     public_url does) it may be cached for a year; without, for five minutes. Raises 404, also for private buckets."""
-    try:
-        organization_id, path = paths.split_key(key)
-    except ValueError:
-        raise NotFound("The object does not exist.") from None
-    with get_db().tenant_transaction(organization_id) as conn:
-        bucket, row = _find(conn, organization_id, bucket_id, path)
+    bucket, row = _find_by_key(bucket_id, key)
     if not bucket.public:
         raise NotFound(f"There is no object at {bucket_id}/{key}.")
     version = request.args.get("v") or ""

@@ -12,6 +12,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from storage import signing
 from storage.maintenance import delete_expired_temp_objects
 from tests import pg
 from tests.clerk_keys import ISSUER
-from tests.conftest import CLERK_KEY, _truncate_all, make_app, signed_in
+from tests.conftest import CLERK_KEY, running_app, signed_in
 
 ACME = {"x-user-id": "user_acme", "x-user-org": "org_acme"}
 GLOBEX = {"x-user-id": "user_globex", "x-user-org": "org_globex"}
@@ -53,20 +54,20 @@ class BufferedClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
-def storage_app_for(database_url: str, tmp_path: Path, **config):
+@contextmanager
+def running_storage_app(database_url: str, tmp_path: Path, **config):
+    """An app storing under `tmp_path`, with the seeded buckets; afterwards every table is emptied."""
     seed_buckets(database_url)
     settings = {"AUTH_DEV_HEADERS": True, "RATE_LIMIT_ENABLED": False, "STORAGE_LOCAL_DIR": str(tmp_path / "storage")}
-    app = make_app(database_url, **{**settings, **config})
-    app.test_client_class = BufferedClient
-    return app
+    with running_app(database_url, **{**settings, **config}) as app:
+        app.test_client_class = BufferedClient
+        yield app
 
 
 @pytest.fixture
 def storage_app(database_url, tmp_path):
-    app = storage_app_for(database_url, tmp_path)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+    with running_storage_app(database_url, tmp_path) as app:
+        yield app
 
 
 @pytest.fixture
@@ -790,9 +791,8 @@ def test_buckets_are_listed_with_their_rules(client):
 
 
 def test_storage_needs_a_session_except_for_links(database_url, tmp_path):
-    app = storage_app_for(database_url, tmp_path, CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER,
-                          AUTH_DEV_HEADERS=False)
-    try:
+    with running_storage_app(database_url, tmp_path, CLERK_JWT_KEY=CLERK_KEY.public_pem, CLERK_ISSUER=ISSUER,
+                             AUTH_DEV_HEADERS=False) as app:
         client = app.test_client()
         assert client.post("/api/storage/object/temp/a.txt", data=b"x").status_code == 401
         assert client.get("/api/storage/buckets").status_code == 401
@@ -800,9 +800,6 @@ def test_storage_needs_a_session_except_for_links(database_url, tmp_path):
         link = client.post("/api/storage/object/sign/temp/a.txt", headers=signed_in()).json["signed_url"]
         assert client.get(urlsplit(link).path + "?" + urlsplit(link).query).data == b"x"
         assert created["uploaded_by"]
-    finally:
-        app.extensions["db"].close()
-        _truncate_all(database_url)
 
 
 def test_no_staging_files_outlive_a_request(client, storage_app):

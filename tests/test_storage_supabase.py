@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,9 +14,8 @@ import pytest
 from errors import Conflict
 from queries import q
 from tests import pg
-from tests.conftest import _truncate_all
 from tests.supabase_standin import SupabaseStandIn
-from tests.test_storage import ACME, GLOBEX, mp4_of, org_id, png, storage_app_for, upload
+from tests.test_storage import ACME, GLOBEX, mp4_of, org_id, png, running_storage_app, upload
 from tests.test_storage_tus import _create, _patch, metadata
 
 
@@ -26,15 +26,22 @@ def standin():
     server.close()
 
 
+@contextmanager
+def running_supabase_app(database_url, tmp_path, standin, service_key: str | None = None):
+    """An app whose objects live in the stand-in; afterwards its HTTP session is closed and every table emptied."""
+    with running_storage_app(database_url, tmp_path, STORAGE_BACKEND="supabase", SUPABASE_URL=standin.url,
+                             SUPABASE_SERVICE_ROLE_KEY=service_key or standin.service_key) as app:
+        try:
+            yield app
+        finally:
+            app.extensions["storage"].client.session.close()
+
+
 @pytest.fixture
 def supabase_app(database_url, tmp_path, standin):
-    app = storage_app_for(database_url, tmp_path, STORAGE_BACKEND="supabase", SUPABASE_URL=standin.url,
-                          SUPABASE_SERVICE_ROLE_KEY=standin.service_key)
-    assert app.test_cli_runner().invoke(args=["storage", "sync-buckets"]).exit_code == 0
-    yield app
-    app.extensions["storage"].client.session.close()
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+    with running_supabase_app(database_url, tmp_path, standin) as app:
+        assert app.test_cli_runner().invoke(args=["storage", "sync-buckets"]).exit_code == 0
+        yield app
 
 
 @pytest.fixture
@@ -157,17 +164,11 @@ def test_supabase_errors_arrive_as_400_and_are_mapped_to_ours(client, standin, d
 
 
 def test_a_wrong_service_key_is_a_503_not_a_500(database_url, tmp_path, standin):
-    app = storage_app_for(database_url, tmp_path, STORAGE_BACKEND="supabase", SUPABASE_URL=standin.url,
-                          SUPABASE_SERVICE_ROLE_KEY="wrong")
-    try:
+    with running_supabase_app(database_url, tmp_path, standin, service_key="wrong") as app:
         assert app.test_cli_runner().invoke(args=["storage", "sync-buckets"]).exit_code != 0
         standin.buckets["temp"] = {"id": "temp", "public": False, "file_size_limit": None, "allowed_mime_types": None}
         response = upload(app.test_client(), "temp", "f.bin", b"data")
         assert response.status_code == 503 and response.json["error"]["code"] == "storage_unavailable"
-    finally:
-        app.extensions["storage"].client.session.close()
-        app.extensions["db"].close()
-        _truncate_all(database_url)
 
 
 def test_a_tus_upload_lands_in_supabase(client, standin, db_conn):

@@ -16,8 +16,7 @@ from werkzeug.serving import make_server
 
 import storage
 from storage import tus
-from tests.conftest import _truncate_all
-from tests.test_storage import ACME, GLOBEX, mp4_of, png, storage_app_for, webp_with_corrupt_exif
+from tests.test_storage import ACME, GLOBEX, mp4_of, png, running_storage_app, webp_with_corrupt_exif
 
 ENDPOINT = "/api/storage/upload/resumable"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -25,10 +24,8 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 @pytest.fixture
 def storage_app(database_url, tmp_path):
-    app = storage_app_for(database_url, tmp_path)
-    yield app
-    app.extensions["db"].close()
-    _truncate_all(database_url)
+    with running_storage_app(database_url, tmp_path) as app:
+        yield app
 
 
 @pytest.fixture
@@ -162,8 +159,7 @@ class GatedBody(io.RawIOBase):
 
 
 def test_slow_uploads_hold_no_pooled_connection_while_their_bodies_stream(database_url, tmp_path):
-    app = storage_app_for(database_url, tmp_path, DB_POOL_MIN_SIZE=1, DB_POOL_MAX_SIZE=2, DB_POOL_TIMEOUT=2)
-    try:
+    with running_storage_app(database_url, tmp_path, DB_POOL_MIN_SIZE=1, DB_POOL_MAX_SIZE=2, DB_POOL_TIMEOUT=2) as app:
         client = app.test_client()
         data = mp4_of(300_000, 6)
         location = _create(client, len(data), metadata("videos", "p/slow-tus.mp4")).headers["Location"]
@@ -197,9 +193,6 @@ def test_slow_uploads_hold_no_pooled_connection_while_their_bodies_stream(databa
                 thread.join(30)
         assert results == {"direct": 201, "tus": 204}
         assert client.get("/api/storage/object/videos/p/slow-tus.mp4", headers=ACME).data == data
-    finally:
-        app.extensions["db"].close()
-        _truncate_all(database_url)
 
 
 def test_a_patch_that_stalled_past_its_lease_stops_without_writing(client, db_conn, monkeypatch):
@@ -381,8 +374,7 @@ def test_an_empty_file_is_stored_at_creation(client):
 
 
 def test_chunks_of_an_admitted_upload_do_not_spend_the_request_rate(database_url, tmp_path, db_conn):
-    app = storage_app_for(database_url, tmp_path, RATE_LIMIT_ENABLED=True)
-    try:
+    with running_storage_app(database_url, tmp_path, RATE_LIMIT_ENABLED=True) as app:
         client = app.test_client()
         client.get("/api/storage/usage", headers=ACME)
         db_conn.execute("INSERT INTO plans (id, name, requests_per_minute) VALUES ('test_storage_slow', 'Slow', 3)"
@@ -394,6 +386,3 @@ def test_chunks_of_an_admitted_upload_do_not_spend_the_request_rate(database_url
         assert statuses == [204] * 10
         limited = [client.get("/api/storage/usage", headers=ACME).status_code for _ in range(3)]
         assert 429 in limited
-    finally:
-        app.extensions["db"].close()
-        _truncate_all(database_url)
