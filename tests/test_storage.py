@@ -334,10 +334,12 @@ def test_racing_plain_uploads_to_one_path_never_destroy_the_committed_object(sto
     assert usage["object_bytes"] == db_conn.execute("SELECT sum(size_bytes) AS s FROM storage_objects").fetchone()["s"]
 
 
-def _wait_until_blocked(conn, pid: int) -> None:
+def _wait_until_blocked(conn, statement: str) -> None:
+    """Until a backend of this database running `statement` waits for a lock. By its query, not its pid: behind a
+    transaction-mode pooler each statement may run on another backend."""
     for _ in range(200):
-        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-        if row and row["wait_event_type"] == "Lock":
+        if conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND strpos(query, %s) > 0", (statement,)).fetchone():
             return
         time.sleep(0.02)
     raise AssertionError("the writer never waited for the lock")
@@ -349,7 +351,6 @@ def test_begin_storage_write_sees_an_object_committed_while_it_waited_for_the_lo
     assert upload(client, "temp", "first.bin", b"x").status_code == 201
     organization = org_id(db_conn)
     with pg.connect(database_url) as holder, pg.connect(database_url) as writer:
-        pid = writer.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
         result = {}
         with holder.transaction():
             holder.execute("SELECT 1 FROM storage_usage WHERE organization_id = %s FOR UPDATE", (organization,))
@@ -357,7 +358,7 @@ def test_begin_storage_write_sees_an_object_committed_while_it_waited_for_the_lo
                 "SELECT outcome FROM begin_storage_write(%s, 'temp', 'late.bin', 'direct', 5, false, NULL, NULL,"
                 " '{}', now() + interval '1 hour')", (organization,)).fetchone()))
             thread.start()
-            _wait_until_blocked(db_conn, pid)
+            _wait_until_blocked(db_conn, "begin_storage_write(")
             holder.execute("INSERT INTO storage_objects (organization_id, bucket_id, path, size_bytes, content_type,"
                            " sha256) VALUES (%s, 'temp', 'late.bin', 5, 'text/plain', repeat('0', 64))",
                            (organization,))
