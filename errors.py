@@ -93,6 +93,16 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "service_unavailable", "The service is not available right now."
 
 
+class StorageUnavailable(ServiceUnavailable):
+    """The storage backend (a disk, Supabase) failed: an outage the client may retry, not a bug."""
+
+    code, message = "storage_unavailable", "File storage is not available right now; try again shortly."
+
+    def __init__(self, message: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(message, **kwargs)
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 

@@ -44,7 +44,7 @@ from errors import (
     NotFound,
     PayloadTooLarge,
     PaymentRequired,
-    ServiceUnavailable,
+    StorageUnavailable,
     UnsupportedMediaType,
 )
 from queries import q
@@ -191,8 +191,7 @@ def receive(stream: BinaryIO, bucket: Bucket, staging_dir: Path, content_length:
         if isinstance(exc, ConnectionError | TimeoutError):
             raise BadRequest("The upload broke off; send it again.", code="incomplete_body") from None
         log.error("could not stage an upload: %s", exc)
-        raise ServiceUnavailable("File storage is not available right now; try again shortly.",
-                                 code="storage_unavailable", headers={"Retry-After": "5"}) from None
+        raise StorageUnavailable() from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -294,9 +293,9 @@ def finish_write(organization_id, upload_id, bucket: Bucket, path: str, staged: 
                  metadata: dict | None = None) -> tuple[dict, bool]:
     """Place the staged bytes and commit the object (steps 3 to 5). Returns (object row, whether it is new).
 
-    Raises ServiceUnavailable (503) when the backend or the database fails, Conflict (409) when the upload expired
-    meanwhile or the backend holds bytes at the path that this write may not replace; then neither bytes nor
-    metadata of this write remain, and the object that was there before (if any) is intact.
+    Raises StorageUnavailable (503) when the backend fails (a database outage is its own 503), Conflict (409) when
+    the upload expired meanwhile or the backend holds bytes at the path that this write may not replace; then
+    neither bytes nor metadata of this write remain, and the object that was there before (if any) is intact.
     """
     backend = get_backend()
     key = object_key(organization_id, path)
@@ -444,7 +443,7 @@ def delete_objects(organization_id, bucket: Bucket, paths: list[str]) -> list[di
     "deleted", "not_found" or "busy" (an upload is writing there).
 
     The rows and the bytes go together: the rows are deleted in a transaction that commits only after the backend
-    removed the bytes, so a backend failure (ServiceUnavailable, 503) leaves both. The thumbnails of the deleted
+    removed the bytes, so a backend failure (StorageUnavailable, 503) leaves both. The thumbnails of the deleted
     objects go with them.
     """
     with get_db().tenant_transaction(organization_id) as conn:

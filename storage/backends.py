@@ -25,7 +25,7 @@ from flask import Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
-from errors import ApiError, Conflict, NotFound, ServiceUnavailable
+from errors import ApiError, Conflict, NotFound, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,11 @@ class StorageBackend(ABC):
               token: str) -> Placement:
         """Move (or upload) the file `source` to `key`. With `replace`, the current object is kept aside under
         `token` until the placement is committed or rolled back; without, an object already at `key` is never
-        overwritten. Raises Conflict (409) for that, ServiceUnavailable when the backend fails."""
+        overwritten. Raises Conflict (409) for that, StorageUnavailable when the backend fails."""
 
     @abstractmethod
     def delete(self, bucket: str, keys: list[str]) -> None:
-        """Delete objects; keys that do not exist are ignored. Raises ServiceUnavailable when the backend fails."""
+        """Delete objects; keys that do not exist are ignored. Raises StorageUnavailable when the backend fails."""
 
     @abstractmethod
     def stat(self, bucket: str, key: str) -> int | None:
@@ -148,8 +148,7 @@ def disk_errors(action: str):
         raise
     except OSError as exc:
         log.error("local storage could not %s: %s", action, exc)
-        raise ServiceUnavailable("File storage is not available right now; try again shortly.",
-                                 code="storage_unavailable", headers={"Retry-After": "5"}) from None
+        raise StorageUnavailable() from None
 
 
 class _LocalPlacement(Placement):

@@ -26,7 +26,7 @@ from datetime import datetime
 import httpx
 from flask import Response, redirect
 
-from errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from errors import Conflict, NotFound, PayloadTooLarge, StorageUnavailable, UnsupportedMediaType
 from storage.backends import BACKUP_SEGMENT, BucketSpec, Placement, StorageBackend, StoredObject
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,10 @@ def _translate(action: str):
         if status == 415:
             raise UnsupportedMediaType("Supabase Storage refused the object's content type.") from exc
         log.error("supabase storage %s failed: %s %s", action, status, exc.code)
-        raise ServiceUnavailable("File storage is not available right now; try again shortly.",
-                                 code="storage_unavailable", headers={"Retry-After": "5"}) from exc
+        raise StorageUnavailable() from exc
     except (httpx.HTTPError, StorageException) as exc:
         log.error("supabase storage %s failed: %s", action, type(exc).__name__)
-        raise ServiceUnavailable("File storage is not available right now; try again shortly.",
-                                 code="storage_unavailable", headers={"Retry-After": "5"}) from exc
+        raise StorageUnavailable() from exc
 
 
 def _modified(entry: dict) -> float:
@@ -195,7 +193,7 @@ class SupabaseBackend(StorageBackend):
         return "nothing"
 
     def signed_url(self, bucket: str, key: str, ttl_seconds: int, download_name: str | None = None) -> str:
-        """A Supabase signed URL for the object, valid `ttl_seconds`. Raises NotFound or ServiceUnavailable."""
+        """A Supabase signed URL for the object, valid `ttl_seconds`. Raises NotFound or StorageUnavailable."""
         options = {"download": download_name} if download_name else None
         with _translate("sign"):
             signed = self.client.from_(bucket).create_signed_url(key, max(1, int(ttl_seconds)), options)

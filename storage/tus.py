@@ -34,7 +34,7 @@ from werkzeug.http import http_date
 import storage
 from api_request import lift_body_limit
 from db import get_db
-from errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, StorageUnavailable, UnsupportedMediaType
 from queries import q
 from storage import paths, sniff
 
@@ -156,8 +156,7 @@ def create(caller) -> Response:
     except OSError:
         storage.release_upload(organization_id, upload_id)
         log.exception("could not create the file of tus upload %s", upload_id)
-        raise ServiceUnavailable("File storage is not available right now; try again shortly.",
-                                 code="storage_unavailable", headers={"Retry-After": "5"}) from None
+        raise StorageUnavailable() from None
     headers = {"Location": _location(upload_id), "Upload-Expires": http_date(expires_at),
                "Tus-Resumable": TUS_VERSION}
     warning = storage.quota_report(reserved["used_bytes"], reserved["quota_bytes"])["warning"]
@@ -310,8 +309,7 @@ def _receive(caller, row: dict, bucket, lease) -> tuple[int, str | None]:
                 _record(organization_id, upload_id, lease, written, content_type, release=True)
             if isinstance(exc, OSError):
                 log.error("could not write tus upload %s: %s", upload_id, exc)
-                raise ServiceUnavailable("File storage is not available right now; try again shortly.",
-                                         code="storage_unavailable", headers={"Retry-After": "5"}) from None
+                raise StorageUnavailable() from None
             raise
         handle.flush()
         os.fsync(handle.fileno())
