@@ -51,6 +51,11 @@ class ApiRequest(Request):
         return data
 
 
+def truthy(value: str | None) -> bool:
+    """A yes/no flag from a query parameter or header: 1, true or yes (any case) say yes."""
+    return (value or "").strip().lower() in {"1", "true", "yes"}
+
+
 def lift_body_limit() -> None:
     """Lets this request's body run past MAX_CONTENT_LENGTH, for a view that bounds it itself while streaming.
 

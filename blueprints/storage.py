@@ -6,21 +6,18 @@ else does. See storage/__init__.py for how writes and deletes keep metadata and 
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from datetime import datetime, timezone
-from uuid import UUID
 
 from flask import Blueprint, current_app, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 import storage
-from api_request import lift_body_limit
+from api_request import lift_body_limit, truthy
 from auth import current_caller, public
 from db import get_db
-from errors import Conflict, NotFound
+from errors import Conflict, NotFound, uuid_or_404
+from pagination import decode_path_cursor, encode_path_cursor, page
 from queries import q
 from storage import paths, signing, tus
 from storage.paths import object_key
@@ -59,24 +56,11 @@ class ListSchema(Schema):
     cursor = fields.String(load_default=None)
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes"}
-
-
 def _json_body() -> dict:
     """The JSON body, or {} when there is none. Raises BadRequest (400) for malformed JSON."""
     if not request.content_length and not request.headers.get("Transfer-Encoding"):
         return {}
     return request.get_json() or {}
-
-
-def _project_id(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    cleaned = paths.clean_path(raw, "project_id")
-    if "/" in cleaned:
-        raise ValidationError({"project_id": ["Must be a single path segment."]})
-    return cleaned
 
 
 def _find(conn, organization_id, bucket_id: str, path: str):
@@ -87,27 +71,6 @@ def _find(conn, organization_id, bucket_id: str, path: str):
     if row is None:
         raise NotFound(f"There is no object at {bucket.id}/{path}.")
     return bucket, row
-
-
-def _object_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound("The object does not exist.") from None
-
-
-def _encode_cursor(path: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": path}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["after"]
-        if not isinstance(after, str):
-            raise TypeError
-        return after
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        raise ValidationError({"cursor": ["Not a cursor from a previous page."]}) from None
 
 
 def _serve(bucket, row, *, cache_control: str, ttl_seconds: int):
@@ -159,8 +122,8 @@ def upload_object(bucket_id: str, path: str):
     """
     caller = current_caller()
     path = paths.clean_path(path)
-    upsert = request.method == "PUT" or _truthy(request.args.get("upsert")) or _truthy(request.headers.get("x-upsert"))
-    project_id = _project_id(request.args.get("project_id"))
+    upsert = request.method == "PUT" or truthy(request.args.get("upsert")) or truthy(request.headers.get("x-upsert"))
+    project_id = paths.clean_project_id(request.args.get("project_id"), "project_id")
     with get_db().tenant_transaction(caller.organization_id) as conn:
         bucket = storage.get_bucket(conn, bucket_id)
         storage.precheck_write(conn, caller.organization_id, bucket, path, request.content_length, upsert)
@@ -209,7 +172,7 @@ def _object_by_id(object_id: str):
     caller = current_caller()
     with get_db().tenant_transaction(caller.organization_id) as conn:
         row = conn.execute(q.storage.get_object_by_id, {"organization_id": caller.organization_id,
-                                                        "id": _object_id(object_id)}).fetchone()
+                                                        "id": uuid_or_404(object_id, "object")}).fetchone()
         if row is None:
             raise NotFound("The object does not exist.")
         return storage.get_bucket(conn, row["bucket_id"]), row
@@ -259,16 +222,14 @@ def list_objects(bucket_id: str):
     caller = current_caller()
     args = ListSchema().load(request.args)
     prefix = paths.clean_prefix(args["prefix"])
-    after = _decode_cursor(args["cursor"]) if args["cursor"] else None
+    after = decode_path_cursor(args["cursor"]) if args["cursor"] else None
     with get_db().tenant_transaction(caller.organization_id) as conn:
         bucket = storage.get_bucket(conn, bucket_id)
         rows = conn.execute(q.storage.list_objects, {
             "organization_id": caller.organization_id, "bucket_id": bucket.id, "prefix": prefix, "after": after,
             "limit": args["limit"] + 1}).fetchall()
-    items = rows[: args["limit"]]
-    more = len(rows) > args["limit"]
-    return {"items": [storage.object_json(r, bucket) for r in items],
-            "next_cursor": _encode_cursor(items[-1]["path"]) if more else None}
+    result = page(rows, args["limit"], cursor_of=lambda row: encode_path_cursor(row["path"]))
+    return {**result, "items": [storage.object_json(r, bucket) for r in result["items"]]}
 
 
 @bp.post("/object/sign/<bucket_id>/<path:path>")

@@ -74,6 +74,17 @@ def clean_path(raw: str | None, field: str = "path") -> str:
     return path
 
 
+def clean_project_id(raw: str | None, field: str) -> str | None:
+    """The sanitised project id (one path segment) named by `field`, or None when absent. Raises ValidationError
+    (422) as clean_path does, and for more than one segment."""
+    if not raw:
+        return None
+    cleaned = clean_path(raw, field)
+    if "/" in cleaned:
+        raise _refuse(field, "Must be a single path segment.")
+    return cleaned
+
+
 def clean_prefix(raw: str | None) -> str:
     """A listing prefix, sanitised like a path; empty means everything, and a trailing '/' is kept.
 

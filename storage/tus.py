@@ -32,9 +32,18 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import http_date
 
 import storage
-from api_request import lift_body_limit
+from api_request import lift_body_limit, truthy
 from db import get_db
-from errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, StorageUnavailable, UnsupportedMediaType
+from errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    uuid_or_404,
+)
 from queries import q
 from storage import paths, sniff
 
@@ -93,17 +102,6 @@ def _int_header(name: str) -> int:
     return int(raw)
 
 
-def _upload_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("The upload does not exist.") from None
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes"}
-
-
 def _expiry_hours() -> int:
     return int(current_app.config.get("TUS_UPLOAD_EXPIRY_HOURS") or 24)
 
@@ -131,12 +129,8 @@ def create(caller) -> Response:
     if missing:
         raise ValidationError(missing)
     path = paths.clean_path(metadata["objectName"], "objectName")
-    project_id = metadata.get("projectId") or None
-    if project_id is not None:
-        project_id = paths.clean_path(project_id, "projectId")
-        if "/" in project_id:
-            raise ValidationError({"projectId": ["Must be a single path segment."]})
-    upsert = _truthy(request.headers.get("x-upsert")) or _truthy(metadata.get("upsert"))
+    project_id = paths.clean_project_id(metadata.get("projectId"), "projectId")
+    upsert = truthy(request.headers.get("x-upsert")) or truthy(metadata.get("upsert"))
     organization_id = caller.organization_id
     with get_db().tenant_transaction(organization_id) as conn:
         bucket = storage.get_bucket(conn, metadata["bucketName"])
@@ -185,7 +179,7 @@ def status(caller, raw_id: str) -> Response:
     require_tus_version()
     with get_db().tenant_transaction(caller.organization_id) as conn:
         row = conn.execute(q.storage.get_upload, {"organization_id": caller.organization_id,
-                                                  "id": _upload_id(raw_id)}).fetchone()
+                                                  "id": uuid_or_404(raw_id, "upload")}).fetchone()
     if row is None or row["kind"] != "tus":
         raise NotFound("The upload does not exist.")
     if row["expired"]:
@@ -207,7 +201,7 @@ def append(caller, raw_id: str) -> Response:
         raise UnsupportedMediaType("A PATCH body must be sent as application/offset+octet-stream.",
                                    code="bad_patch_content_type")
     offset = _int_header("Upload-Offset")
-    upload_id = _upload_id(raw_id)
+    upload_id = uuid_or_404(raw_id, "upload")
     organization_id = caller.organization_id
     lease = uuid.uuid4()
     with get_db().tenant_transaction(organization_id) as conn:
@@ -372,7 +366,7 @@ def terminate_upload(organization_id, upload_id) -> None:
 def terminate(caller, raw_id: str) -> Response:
     """DELETE: end an upload. Raises 404 (unknown) and 423 (a PATCH is running)."""
     require_tus_version()
-    upload_id = _upload_id(raw_id)
+    upload_id = uuid_or_404(raw_id, "upload")
     with get_db().tenant_transaction(caller.organization_id) as conn:
         row = conn.execute(q.storage.lock_tus_upload, {"organization_id": caller.organization_id,
                                                        "id": upload_id}).fetchone()

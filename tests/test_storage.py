@@ -823,3 +823,12 @@ def test_row_level_security_confines_the_storage_tables(client, storage_app, db_
         with pytest.raises(psycopg.errors.InsufficientPrivilege), db.tenant_transaction(acme, conn) as tx:
             tx.execute("INSERT INTO storage_objects (organization_id, bucket_id, path, size_bytes, content_type,"
                        " sha256) VALUES (%s, 'temp', 'sneaky', 1, 'text/plain', repeat('0', 64))", (globex,))
+
+
+def test_a_project_id_is_one_path_segment(client, db_conn):
+    traversal = upload(client, "thumbnails", "logo.png", png(), query_string={"project_id": "p1/../p2"})
+    assert traversal.status_code == 422 and "project_id" in traversal.json["error"]["details"]
+    nested = upload(client, "thumbnails", "logo.png", png(), query_string={"project_id": "p1/p2"})
+    assert nested.status_code == 422
+    assert nested.json["error"]["details"]["project_id"] == ["Must be a single path segment."]
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_objects").fetchone()["n"] == 0

@@ -386,3 +386,10 @@ def test_chunks_of_an_admitted_upload_do_not_spend_the_request_rate(database_url
         assert statuses == [204] * 10
         limited = [client.get("/api/storage/usage", headers=ACME).status_code for _ in range(3)]
         assert 429 in limited
+
+
+def test_a_project_id_in_the_metadata_is_one_path_segment(client, db_conn):
+    created = _create(client, 10, metadata("temp", "a.bin", projectId="p1/p2"))
+    assert created.status_code == 422
+    assert created.json["error"]["details"]["projectId"] == ["Must be a single path segment."]
+    assert db_conn.execute("SELECT count(*) AS n FROM storage_uploads").fetchone()["n"] == 0
