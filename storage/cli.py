@@ -11,15 +11,11 @@ from flask.cli import AppGroup
 
 from db import connect_once
 from queries import q
-from storage import Bucket
+from storage import list_buckets
 from storage.backends import StorageBackend
 from storage.paths import object_key
 
 storage_cli = AppGroup("storage", help="File storage: buckets and consistency.")
-
-
-def _buckets(conn: psycopg.Connection) -> list[Bucket]:
-    return [Bucket.from_row(row) for row in conn.execute(q.storage.list_buckets)]
 
 
 @storage_cli.command("sync-buckets")
@@ -27,7 +23,7 @@ def sync_buckets_command() -> None:
     """Create or update the backend's buckets to match sql (public flag, size limit, allowed types)."""
     backend: StorageBackend = current_app.extensions["storage"]
     with connect_once(current_app.config) as conn:
-        buckets = _buckets(conn)
+        buckets = list_buckets(conn)
     for bucket_id, action in backend.sync_buckets(buckets):
         click.echo(f"{bucket_id:<12} {action}")
 
@@ -53,7 +49,7 @@ def reconcile(conn: psycopg.Connection, backend: StorageBackend, *, bucket_ids: 
     for an orphan.
     """
     findings: list[Finding] = []
-    buckets = [b for b in _buckets(conn) if not bucket_ids or b.id in bucket_ids]
+    buckets = [b for b in list_buckets(conn) if not bucket_ids or b.id in bucket_ids]
     cutoff = time.time() - grace_seconds
     for bucket in buckets:
         rows = {object_key(r["organization_id"], r["path"]): r["size_bytes"]
