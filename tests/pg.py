@@ -37,6 +37,12 @@ def with_database(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
 
+def direct_url(url: str) -> str:
+    """The database of `url` over a direct connection (admin_url's server): session settings hold only there, not
+    through a transaction-mode pooler, where each transaction may run on another server connection."""
+    return with_database(admin_url(), conninfo_to_dict(url)["dbname"])
+
+
 def create_database(prefix: str = "sheetbrain_test") -> str:
     """Create an empty database and return its name."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"

@@ -89,7 +89,7 @@ def test_a_sslmode_require_url_is_honoured_not_stripped(database_url):
 
 
 def test_statements_outside_a_transaction_have_the_statement_timeout(database_url):
-    app = make_app(database_url, DB_STATEMENT_TIMEOUT_MS=1234, DB_TRANSACTION_POOLER=False)
+    app = make_app(pg.direct_url(database_url), DB_STATEMENT_TIMEOUT_MS=1234, DB_TRANSACTION_POOLER=False)
     try:
         with app.app_context():
             conn = app.extensions["db"].request_connection()
